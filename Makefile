@@ -1,0 +1,38 @@
+# Two commands for a fresh clone: `make test` and `make figures`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test unit notebooks figures data demo-figure clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is needed: run make with PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $(STAMP)
+
+test: unit notebooks
+
+unit: setup
+	$(PY) -m pytest
+
+notebooks: setup
+	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
+		TTL_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/; \
+	else echo "No notebooks yet: nothing for nbval to run."; fi
+
+figures: setup
+	$(PY) tools/run_notebooks.py
+
+data: setup
+	$(PY) -m ttl_utils download
+
+demo-figure: setup
+	$(PY) -m ttl_utils demo --n-pairs 12 --figure figures/demo_pairs
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

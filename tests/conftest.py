@@ -1,0 +1,62 @@
+"""Shared fixtures: an isolated project root, and dataset folders built in the test."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from ttl_utils.demo import make_demo_pairs
+
+TTL_DEV = Path(__file__).resolve().parents[2] / "shared" / "ttl-dev"
+
+
+@pytest.fixture(autouse=True)
+def isolated_project(tmp_path, monkeypatch):
+    """Each test gets its own project root (data/, artifacts/, figures/) and no TTL_* settings."""
+    home = tmp_path / "project"
+    home.mkdir()
+    monkeypatch.setenv("TTL_HOME", str(home))
+    monkeypatch.delenv("TTL_DATA", raising=False)
+    monkeypatch.delenv("TTL_PROFILE", raising=False)
+    return home
+
+
+def write_official(root: Path, n: int = 6, size: int = 32, ext: str = ".jpg") -> Path:
+    """Write `n` demo pairs as an official-layout folder of JPEGs (or PNGs) and return it."""
+    pairs = make_demo_pairs(n, size, seed=3)
+    for side in ("left", "right"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        pairs.left_image(i).save(root / "left" / f"{i:05d}{ext}")
+        pairs.right_image(i).save(root / "right" / f"{i:05d}{ext}")
+    return root
+
+
+def write_csv_layout(root: Path, n: int = 6, with_extension: bool = True) -> Path:
+    """Write `n` pairs whose left and right names differ, paired by `pairs.csv`."""
+    pairs = make_demo_pairs(n, 32, seed=4)
+    for side in ("left", "right"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        left, right = f"l{i:03d}.png", f"r{(7 * i) % 1000:03d}.png"
+        pairs.left_image(i).save(root / "left" / left)
+        pairs.right_image(i).save(root / "right" / right)
+        rows.append((left, right) if with_extension else (Path(left).stem, Path(right).stem))
+    with open(root / "pairs.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["left", "right"])
+        writer.writerows(rows)
+    return root
+
+
+@pytest.fixture
+def official(tmp_path) -> Path:
+    return write_official(tmp_path / "ttl")
+
+
+@pytest.fixture
+def csv_layout(tmp_path) -> Path:
+    return write_csv_layout(tmp_path / "csvset")

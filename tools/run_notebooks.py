@@ -1,0 +1,35 @@
+"""Execute the numbered notebooks in order, in place, and report how long each took.
+
+Used by `make figures`; the profile comes from TTL_PROFILE (default: cpu, or gpu with CUDA).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def main() -> int:
+    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        print(f"No notebooks yet in {NOTEBOOKS}: nothing to run.")
+        return 0
+    for path in notebooks:
+        start = time.perf_counter()
+        print(f"Running {path.name} ...", flush=True)
+        notebook = nbformat.read(path, as_version=4)
+        NotebookClient(notebook, timeout=None, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        nbformat.write(notebook, path)
+        print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The set of image pairs every other module works on, and opening images as RGB.
+
+A `PairSet` is an ordered list of pairs (`ids[i]`, `left[i]`, `right[i]`), where an
+image is either a file path or an in-memory `uint8` array (the demo data). It carries
+a fingerprint of its content so that splits and cached results can be keyed by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+__all__ = ["DatasetError", "PairSet", "open_rgb", "to_rgb", "IMAGE_EXTENSIONS"]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+ImageSource = Path | np.ndarray
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used as it is. The message names the files and what to do.
+
+    `problems` maps each kind of problem to the full list of offending files.
+    """
+
+    def __init__(self, message: str, problems: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.problems = problems or {}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Return `image` as an 8-bit RGB image, whatever its mode.
+
+    Transparent images are composited on white (their hidden colour is often black);
+    16- and 32-bit greyscale is scaled to 8 bits.
+    """
+    if image.mode == "RGB":
+        return image.copy()
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if values.max(initial=0) > 255:
+            values = values / 257.0  # 16-bit range onto 8 bits
+        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L").convert("RGB")
+    return image.convert("RGB")
+
+
+def open_rgb(source: ImageSource | str) -> Image.Image:
+    """Return the image at `source` (a path or an `HxWx3` uint8 array) as RGB.
+
+    The EXIF orientation is applied, so a phone photo stands the right way up.
+    Raises `OSError` for a file that is missing, truncated or not an image.
+    """
+    if isinstance(source, np.ndarray):
+        if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
+            raise ValueError(f"An in-memory image must be HxWx3 uint8, got {source.dtype} {source.shape}.")
+        return Image.fromarray(source, "RGB")
+    with Image.open(source) as image:
+        image.load()
+        return to_rgb(ImageOps.exif_transpose(image))
+
+
+def content_digest(*parts: object) -> str:
+    """Return a short hex digest of `parts` (their reprs), for fingerprints."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class PairSet:
+    """Return-value type of the loaders: pairs of images in a stable order.
+
+    `name` and `layout` say where the pairs come from (`official`, `pairs-csv`, `demo`);
+    `no_faces` is the official metadata's mask of pairs without faces, where known.
+    `fingerprint` changes whenever the names or sizes of the images change.
+    """
+
+    name: str
+    layout: str
+    ids: tuple[str, ...]
+    left: Sequence[ImageSource]
+    right: Sequence[ImageSource]
+    fingerprint: str
+    root: Path | None = None
+    no_faces: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.left) != n or len(self.right) != n:
+            raise ValueError(f"ids, left and right differ in length: {n}, {len(self.left)}, {len(self.right)}")
+        if len(set(self.ids)) != n:
+            raise ValueError("Pair ids must be unique.")
+        if self.no_faces is not None and len(self.no_faces) != n:
+            raise ValueError(f"no_faces has {len(self.no_faces)} entries for {n} pairs.")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"PairSet({self.describe()})"
+
+    def describe(self) -> str:
+        """Return a one-line description: name, layout, number of pairs, where."""
+        where = f" at {self.root}" if self.root is not None else ""
+        faces = f", {int(self.no_faces.sum())} without faces" if self.no_faces is not None else ""
+        return f"{self.name} ({self.layout} layout, {len(self)} pairs{faces}){where}"
+
+    def left_image(self, i: int) -> Image.Image:
+        """Return the left image of pair `i` as RGB."""
+        return open_rgb(self.left[i])
+
+    def right_image(self, i: int) -> Image.Image:
+        """Return the right image of pair `i` as RGB."""
+        return open_rgb(self.right[i])
+
+    def index_of(self, ids: Sequence[str]) -> np.ndarray:
+        """Return the positions of `ids` in this set; unknown ids raise `KeyError`."""
+        where = {pair_id: i for i, pair_id in enumerate(self.ids)}
+        missing = [pair_id for pair_id in ids if pair_id not in where]
+        if missing:
+            raise KeyError(f"{len(missing)} ids are not in {self.name}: {missing[:5]}")
+        return np.array([where[pair_id] for pair_id in ids], dtype=np.int64)
+
+    def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> PairSet:
+        """Return the pairs at `indices`, in that order, with their own fingerprint."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        ids = tuple(self.ids[i] for i in idx)
+        return PairSet(
+            name=name or self.name,
+            layout=self.layout,
+            ids=ids,
+            left=[self.left[i] for i in idx],
+            right=[self.right[i] for i in idx],
+            fingerprint=content_digest(self.fingerprint, ids),
+            root=self.root,
+            no_faces=None if self.no_faces is None else self.no_faces[idx],
+        )
+
+    def to_frame(self):
+        """Return a `pandas.DataFrame` with one row a pair: id, left, right (and no_faces)."""
+        import pandas as pd
+
+        def label(source: ImageSource) -> str:
+            return source.name if isinstance(source, Path) else "<in memory>"
+
+        frame = pd.DataFrame({
+            "id": list(self.ids),
+            "left": [label(s) for s in self.left],
+            "right": [label(s) for s in self.right],
+        })
+        if self.no_faces is not None:
+            frame["no_faces"] = self.no_faces.astype(bool)
+        return frame
