@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit notebooks figures data demo-figure clean
+.PHONY: setup test unit notebooks lint figures data demo-figure clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,9 @@ notebooks: setup
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
 		TTL_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/; \
 	else echo "No notebooks yet: nothing for nbval to run."; fi
+
+lint: setup
+	$(PY) -m ruff check ttl_utils tests benchmarks tools
 
 figures: setup
 	$(PY) tools/run_notebooks.py

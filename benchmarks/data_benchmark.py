@@ -18,8 +18,9 @@ import torch
 
 from ttl_utils.data import load_pairs
 from ttl_utils.demo import make_demo_pairs
-from ttl_utils.models import efficientnet_lite0, pooled_embedding
-from ttl_utils.retrieval import rank_of_match, recall_at_k
+from ttl_utils.models import build_embedder
+from ttl_utils.retrieval import embed, rank_of_match, recall_at_k
+from ttl_utils.transforms import Preprocessing
 
 
 def timed(label: str, fn):
@@ -31,13 +32,10 @@ def timed(label: str, fn):
 
 def difficulty(n_pairs: int = 500, size: int = 128) -> None:
     pairs = make_demo_pairs(n_pairs, size)
-    model = efficientnet_lite0()
-
-    def embed(images):
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-        return torch.cat([pooled_embedding(model, x[i:i + 100]) for i in range(0, len(x), 100)])
-
-    features = recall_at_k(rank_of_match(embed(pairs.left), embed(pairs.right)), 1)
+    model = build_embedder("efficientnet_lite0")
+    native = Preprocessing(resize=size, crop=size)
+    left, right = (embed(model, side, native, num_workers=0) for side in (pairs.left, pairs.right))
+    features = recall_at_k(rank_of_match(left, right), 1)
     pixels = recall_at_k(rank_of_match(*(torch.from_numpy(np.stack(s)).float().flatten(1)
                                          for s in (pairs.left, pairs.right))), 1)
     print(f"R@1 among {n_pairs} demo pairs at {size} px: EfficientNet-Lite0 {features:.3f}, raw pixels {pixels:.3f}")

@@ -9,8 +9,8 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import TTL_DEV, write_csv_layout, write_official
+
 from ttl_utils.data import SHOW_AT_MOST, load_pairs, resolve_pairs, write_pairs
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.pairs import DatasetError

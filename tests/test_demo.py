@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from ttl_utils.demo import make_demo_pairs, render_demo_pair
-from ttl_utils.models import efficientnet_lite0, pooled_embedding
-from ttl_utils.retrieval import rank_of_match, recall_at_k
+from ttl_utils.models import build_embedder
+from ttl_utils.retrieval import embed, rank_of_match, recall_at_k
+from ttl_utils.transforms import Preprocessing
 
 
 def test_same_seed_same_pixels_and_prefix_stable():
@@ -47,13 +48,9 @@ def test_bad_arguments():
 @pytest.mark.slow
 def test_imagenet_features_find_partners_above_chance_but_far_from_always():
     pairs = make_demo_pairs(500, 128, seed=0)
-    model = efficientnet_lite0()
-
-    def embed(images):
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
-        return torch.cat([pooled_embedding(model, x[i:i + 100]) for i in range(0, len(x), 100)])
-
-    left, right = embed(pairs.left), embed(pairs.right)
+    model = build_embedder("efficientnet_lite0")
+    native = Preprocessing(resize=128, crop=128)
+    left, right = (embed(model, side, native, num_workers=0) for side in (pairs.left, pairs.right))
     r1 = recall_at_k(rank_of_match(left, right), 1)
     assert 0.05 <= r1 <= 0.5, f"EfficientNet-Lite0 R@1 among 500 = {r1:.3f}"
     # and matching needs more than pixel equality: raw pixels do worse than the features

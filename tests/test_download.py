@@ -125,5 +125,6 @@ def test_download_resumes_through_gdown_then_installs(tmp_path, monkeypatch, arc
 
 
 def test_cli_download_from_zip_reports_errors_with_exit_status_2(tmp_path, capsys, archives):
-    assert main(["download", "--dest", str(tmp_path / "ttl"), "--from-zip", str(tmp_path / "nope.zip"), str(archives[1])]) == 2
+    missing = str(tmp_path / "nope.zip")
+    assert main(["download", "--dest", str(tmp_path / "ttl"), "--from-zip", missing, str(archives[1])]) == 2
     assert "does not exist" in capsys.readouterr().err

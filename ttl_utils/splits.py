@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .config import data_dir
 from .pairs import DatasetError, PairSet
+from .storage import save_json
 
 __all__ = ["SPLIT_NAMES", "split_pairs", "split_path", "load_split", "split_of"]
 
@@ -48,18 +47,6 @@ def _assign(pairs: PairSet, val: float, test: float, seed: int) -> dict[str, lis
     parts = {"val": order[:n_val], "test": order[n_val:n_val + n_test], "train": order[n_val + n_test:]}
     # each split lists its ids in the dataset's own order, so subsets read naturally
     return {name: [pairs.ids[i] for i in sorted(parts[name])] for name in SPLIT_NAMES}
-
-
-def _write_json_atomically(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_split(path: str | Path, pairs: PairSet) -> dict[str, PairSet]:
@@ -95,10 +82,10 @@ def split_pairs(pairs: PairSet, val: float = 0.1, test: float = 0.2, seed: int =
         return load_split(path, pairs)
     ids = _assign(pairs, val, test, seed)
     if path is not None:
-        _write_json_atomically(path, {
+        save_json({
             "dataset": pairs.name, "fingerprint": pairs.fingerprint, "n_pairs": len(pairs),
             "val": val, "test": test, "seed": seed, "ids": ids,
-        })
+        }, path)
         log.info("Saved a new split to %s", path)
     return {name: pairs.subset(pairs.index_of(ids[name]), name=f"{pairs.name}/{name}") for name in SPLIT_NAMES}
 

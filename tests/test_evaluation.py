@@ -1,0 +1,101 @@
+"""Evaluating a model on a pair set, the embedding cache, and `python -m ttl_utils evaluate`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import write_csv_layout
+
+from ttl_utils import evaluation
+from ttl_utils.cli import main
+from ttl_utils.demo import make_demo_pairs
+from ttl_utils.evaluation import RECALL_KS, evaluate_model, format_report, model_fingerprint
+from ttl_utils.models import build_embedder
+from ttl_utils.transforms import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    return build_embedder("efficientnet_lite0")
+
+
+def test_report_has_every_metric_in_both_directions(small_model):
+    pairs = make_demo_pairs(30, 32)
+    report = evaluate_model(small_model, Preprocessing(resize=32, crop=32), pairs, num_workers=0, n_bootstrap=50)
+    for part in (report, report["right_to_left"]):
+        assert part["n_queries"] == 30 and len(part["ranks"]) == 30
+        assert list(part["recall"]) == [str(k) for k in RECALL_KS]
+        assert all(0 <= v <= 1 for v in part["recall"].values())
+        assert part["recall"]["100"] == 1.0  # 30 candidates: everything is in the top 100
+        low, high = part["recall_ci"]["5"]
+        assert low <= part["recall"]["5"] <= high
+        assert 0 <= part["candidate_top2"] <= 1
+    table = format_report(report)
+    assert "left -> right" in table and "R@25" in table and "top-2 of 20" in table
+
+
+def test_embeddings_are_cached_by_model_preprocessing_and_data(small_model, monkeypatch, isolated_project):
+    pairs = make_demo_pairs(6, 32)
+    pre = Preprocessing(resize=32, crop=32)
+    first = evaluation.embed_pairs(small_model, pre, pairs, num_workers=0)
+    assert len(list((isolated_project / "artifacts" / "embeddings").glob("*.pt"))) == 2
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("embeddings were recomputed")
+
+    monkeypatch.setattr(evaluation, "embed", no_recompute)
+    again = evaluation.embed_pairs(small_model, pre, pairs, num_workers=0)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    with pytest.raises(AssertionError, match="recomputed"):   # other preprocessing: another key
+        evaluation.embed_pairs(small_model, Preprocessing(resize=40, crop=32), pairs, num_workers=0)
+
+
+def test_model_fingerprint_follows_the_weights():
+    torch.manual_seed(0)
+    a = build_embedder("resnet18", None)
+    b = build_embedder("resnet18", None)
+    assert model_fingerprint(a) != model_fingerprint(b)
+    b.load_state_dict(a.state_dict())
+    assert model_fingerprint(a) == model_fingerprint(b)
+
+
+def test_cli_evaluate_on_demo_data_writes_json(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    out = tmp_path / "out.json"
+    assert main(["-q", "evaluate", "--split", "test", "--image-size", "32", "--workers", "0", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "R@1 " in printed and "median rank" in printed
+    result = json.loads(out.read_text())
+    assert result["dataset"] == "demo-64px-seed0/test"
+    assert result["n_queries"] == 40  # 20% of the smoke profile's 200 demo pairs
+    assert set(result["recall"]) == {str(k) for k in RECALL_KS}
+    assert {"median_rank", "mrr", "candidate_top2", "right_to_left"} <= set(result)
+    assert "ranks" not in result
+
+
+def test_cli_evaluate_on_a_pairs_csv_folder_with_a_checkpoint(tmp_path, capsys):
+    from ttl_utils.models import save_checkpoint
+
+    root = write_csv_layout(tmp_path / "csv", n=24)
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_embedder("efficientnet_lite0", layers=("layer3",)),
+                           Preprocessing(resize=32, crop=32))
+    out = tmp_path / "o.json"
+    assert main(["-q", "evaluate", "--data", str(root), "--split", "all", "--checkpoint", str(ckpt),
+                 "--workers", "0", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_queries"] == 24 and result["model"]["layers"] == ["layer3"]
+    assert result["preprocessing"]["crop"] == 32
+
+
+def test_cli_evaluate_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
+    assert "No checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "--backbone", "alexnet"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'alexnet'" in capsys.readouterr().err
+    assert main(["evaluate", "--weights", "barlowtwins", "--backbone", "efficientnet_lite0"]) == 2
+    assert "has no 'barlowtwins' weights" in capsys.readouterr().err

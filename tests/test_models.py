@@ -1,0 +1,137 @@
+"""Backbones, heads, embedders and checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ttl_utils.models import (
+    BACKBONES,
+    WeightsUnavailableError,
+    build_backbone,
+    build_embedder,
+    build_head,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ttl_utils.storage import save_torch
+from ttl_utils.transforms import Preprocessing
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return build_embedder("efficientnet_lite0")
+
+
+def test_offline_efficientnet_weights_see_a_cat(lite0):
+    skimage = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    x = Preprocessing.for_size(224)(Image.fromarray(skimage.chelsea()))[None]
+    with torch.no_grad():
+        logits = lite0.backbone.net(x)
+    assert int(logits.argmax()) in range(281, 286)  # ImageNet's domestic cats: tabby ... Egyptian cat
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_every_backbone_names_its_stages_and_their_widths(name):
+    torch.manual_seed(0)
+    backbone = build_backbone(name, weights=None)
+    maps = backbone(torch.zeros(1, 3, 64, 64), layers=("layer1", "layer2", "layer3", "layer4"))
+    assert {k: v.shape[1] for k, v in maps.items()} == BACKBONES[name].stage_dims
+    assert [v.shape[-1] for v in maps.values()] == [16, 8, 4, 2]  # strides 4, 8, 16, 32
+
+
+def test_embeddings_are_unit_length_and_multi_stage_concatenates(lite0):
+    x = torch.randn(3, 3, 64, 64)
+    assert lite0(x).shape == (3, 1280)
+    assert torch.allclose(lite0(x).norm(dim=1), torch.ones(3), atol=1e-5)
+    multi = build_embedder("efficientnet_lite0", layers=("layer2", "layer4"))
+    assert multi.dim == 40 + 1280 and multi(x).shape == (3, 1320)
+
+
+def test_unknown_backbone_weights_and_layers_are_refused():
+    with pytest.raises(ValueError, match="Unknown backbone 'vgg'.*efficientnet_lite0"):
+        build_backbone("vgg")
+    with pytest.raises(ValueError, match="resnet18 has no 'barlowtwins' weights"):
+        build_backbone("resnet18", "barlowtwins")
+    with pytest.raises(ValueError, match="Unknown layers"):
+        build_backbone("resnet18", None)(torch.zeros(1, 3, 32, 32), layers=("layer9",))
+
+
+def test_failed_download_names_url_cache_path_and_offline_backbone(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(url, dst, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsUnavailableError) as err:
+        build_backbone("resnet50", "barlowtwins")
+    message = str(err.value)
+    assert "https://dl.fbaipublicfiles.com/barlowtwins/" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "resnet50.pth") in message
+    assert "efficientnet_lite0" in message
+
+
+def test_a_manually_placed_checkpoint_is_picked_up_without_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("must not download"))
+    torch.manual_seed(1)
+    reference = build_backbone("resnet18", None).net.state_dict()
+    save_torch(reference, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    loaded = build_backbone("resnet18", "imagenet").net.state_dict()
+    assert torch.equal(loaded["layer3.0.conv1.weight"], reference["layer3.0.conv1.weight"])
+
+
+def test_barlow_twins_checkpoint_without_classifier_loads_and_a_wrong_one_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    state = {k: v for k, v in build_backbone("resnet50", None).net.state_dict().items() if not k.startswith("fc.")}
+    save_torch(state, tmp_path / "hub" / "checkpoints" / "resnet50.pth")
+    assert build_backbone("resnet50", "barlowtwins").weights == "barlowtwins"
+    save_torch({"conv1.weight": torch.zeros(1)}, tmp_path / "hub" / "checkpoints" / "resnet50.pth")
+    with pytest.raises((WeightsUnavailableError, RuntimeError)):
+        build_backbone("resnet50", "barlowtwins")
+
+
+def test_heads():
+    x = torch.randn(4, 8)
+    assert torch.equal(build_head("linear", 8, identity_init=True)(x), x)
+    assert build_head("mlp", 8, out_dim=3, hidden=16)(x).shape == (4, 3)
+    with pytest.raises(ValueError, match="Unknown head kind"):
+        build_head("conv", 8)
+    with pytest.raises(ValueError, match="out_dim == in_dim"):
+        build_head("linear", 8, out_dim=4, identity_init=True)
+
+
+def test_checkpoint_round_trip_gives_the_same_embeddings(tmp_path):
+    torch.manual_seed(0)
+    embedder = build_embedder("resnet18", None, layers=("layer3", "layer4"), head={"kind": "linear", "out_dim": 16})
+    pre = Preprocessing.for_size(64)
+    path = save_checkpoint(tmp_path / "runs" / "ft.pt", embedder, pre, epoch=3)
+    loaded, loaded_pre, extra = load_checkpoint(path)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), embedder.eval()(x), atol=1e-6)
+    assert loaded_pre == pre and extra == {"epoch": 3} and loaded.dim == 16
+    assert not list((tmp_path / "runs").glob(".*tmp"))  # written atomically: no leftovers
+
+
+def test_missing_or_foreign_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No checkpoint at"):
+        load_checkpoint(tmp_path / "nope.pt")
+    save_torch({"model": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a ttl_utils checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_preprocessing_keeps_the_papers_ratio_and_round_trips():
+    pre = Preprocessing.for_size(224)
+    assert (pre.resize, pre.crop) == (256, 224)
+    assert Preprocessing.from_dict(pre.to_dict()) == pre
+    from PIL import Image
+    out = pre(Image.fromarray(np.zeros((245, 200, 3), np.uint8)))
+    assert out.shape == (3, 224, 224)
+    with pytest.raises(ValueError, match="crop <= resize"):
+        Preprocessing(resize=100, crop=200)
