@@ -22,7 +22,7 @@ unit: setup
 
 notebooks: setup
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
-		TTL_PROFILE=smoke $(PY) -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/; \
+		TTL_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/; \
 	else echo "No notebooks yet: nothing for nbval to run."; fi
 
 lint: setup

@@ -67,3 +67,13 @@ def test_frame_and_consistency_checks():
         PairSet("x", "demo", ("a", "a"), pairs.left[:2], pairs.right[:2], "f")
     with pytest.raises(ValueError, match="differ in length"):
         PairSet("x", "demo", ("a", "b"), pairs.left[:2], pairs.right[:1], "f")
+
+
+def test_progress_bars_can_be_turned_off(monkeypatch):
+    from ttl_utils.progress import progress
+
+    items = [1, 2, 3]
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress(items) is items
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert list(progress(items, disable=True)) == items and progress(items) is not items

@@ -5,6 +5,7 @@ Used by `make figures`; the profile comes from TTL_PROFILE (default: cpu, or gpu
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,11 @@ def main() -> int:
     if not notebooks:
         print(f"No notebooks yet in {NOTEBOOKS}: nothing to run.")
         return 0
+    # progress bars would be saved as widget state in the committed outputs
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    print(f"Profile: {os.environ.get('TTL_PROFILE') or 'default (cpu, or gpu with CUDA)'}; "
+          f"data: {os.environ.get('TTL_DATA') or 'data/ttl if present, else the demo data'}")
+    total = time.perf_counter()
     for path in notebooks:
         start = time.perf_counter()
         print(f"Running {path.name} ...", flush=True)
@@ -28,6 +34,7 @@ def main() -> int:
                        resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
         nbformat.write(notebook, path)
         print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    print(f"All {len(notebooks)} notebooks in {time.perf_counter() - total:.0f} s; figures are in figures/")
     return 0
 
 

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from .config import Profile, data_dir, get_profile
 from .demo import make_demo_pairs
 from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet, open_rgb
+from .progress import progress
 
 __all__ = ["load_pairs", "resolve_pairs", "write_pairs", "DatasetError", "SHOW_AT_MOST"]
 
@@ -134,7 +134,7 @@ def _validate_images(paths: list[Path], root: Path, problems: _Problems) -> None
     todo = [p for p in paths if p.stat().st_size > 0]  # empty files are reported already
     workers = min(16, 2 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        reasons = list(tqdm(pool.map(_why_unreadable, todo), total=len(todo),
+        reasons = list(progress(pool.map(_why_unreadable, todo), total=len(todo),
                             desc="Checking images", unit="img", leave=False))
     for path, reason in zip(todo, reasons):
         if reason:
@@ -344,7 +344,7 @@ def write_pairs(pairs: PairSet, root: str | Path, extension: str = ".png") -> Pa
     root = Path(root)
     for side in ("left", "right"):
         (root / side).mkdir(parents=True, exist_ok=True)
-    for i, pair_id in enumerate(tqdm(pairs.ids, desc="Writing pairs", unit="pair", leave=False)):
+    for i, pair_id in enumerate(progress(pairs.ids, desc="Writing pairs", unit="pair", leave=False)):
         pairs.left_image(i).save(root / "left" / f"{pair_id}{extension}")
         pairs.right_image(i).save(root / "right" / f"{pair_id}{extension}")
     return root

@@ -24,9 +24,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .pairs import PairSet, content_digest
+from .progress import progress
 
 __all__ = ["make_demo_pairs", "render_demo_pair", "DEMO_VERSION"]
 
@@ -229,7 +229,8 @@ def make_demo_pairs(n_pairs: int = 1000, size: int = 128, seed: int = 0) -> Pair
     """Return `n_pairs` procedurally drawn look-alike pairs of `size` px, the same for the same seed."""
     if n_pairs < 1 or size < 16:
         raise ValueError(f"The demo data needs n_pairs >= 1 and size >= 16, got n_pairs={n_pairs}, size={size}.")
-    images = [render_demo_pair(i, size, seed) for i in tqdm(range(n_pairs), desc="Drawing demo pairs", unit="pair", leave=False)]
+    indices = progress(range(n_pairs), desc="Drawing demo pairs", unit="pair", leave=False)
+    images = [render_demo_pair(i, size, seed) for i in indices]
     return PairSet(
         name=f"demo-{size}px-seed{seed}",
         layout="demo",

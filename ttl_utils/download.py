@@ -21,11 +21,10 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
-
 from .config import data_dir
 from .data import load_pairs
 from .pairs import IMAGE_EXTENSIONS
+from .progress import progress
 
 __all__ = ["DownloadError", "DRIVE_IDS", "EXPECTED_IMAGES", "download_ttl", "install_archives", "sha256_of"]
 
@@ -128,7 +127,7 @@ def _extract(archive: Path, side_dir: Path, expected: int) -> None:
     staging = Path(tempfile.mkdtemp(dir=side_dir.parent, prefix=f".{side_dir.name}.partial-"))
     try:
         with zipfile.ZipFile(archive) as zf:
-            for info, name in tqdm(members, desc=f"Extracting {archive.name}", unit="img", leave=False):
+            for info, name in progress(members, desc=f"Extracting {archive.name}", unit="img", leave=False):
                 with zf.open(info) as src, open(staging / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
         os.replace(staging, side_dir)

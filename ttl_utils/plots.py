@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -15,10 +16,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from .config import project_root
+from .config import artifacts_dir, get_profile, project_root
 from .pairs import PairSet
 
-__all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir"]
+__all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir", "rank_histogram_plot", "cmc_plot", "history_plot"]
 
 # Fixed metadata: saving the same figure twice gives the same bytes.
 _PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -39,7 +40,15 @@ def set_theme() -> None:
 
 
 def figures_dir() -> Path:
-    """Return the folder figures are saved in: `<project root>/figures`."""
+    """Return the folder figures are saved in.
+
+    `$TTL_FIGURES` if set; the `smoke` profile (tests) writes under `artifacts/`, so a test
+    run never overwrites the presentation figures; otherwise `<project root>/figures`.
+    """
+    if folder := os.environ.get("TTL_FIGURES"):
+        return Path(folder)
+    if get_profile().name == "smoke":
+        return artifacts_dir() / "figures-smoke"
     return project_root() / "figures"
 
 
@@ -76,4 +85,48 @@ def pair_grid(pairs: PairSet, indices: list[int] | np.ndarray | None = None, n: 
             ax.set_title(f"{pairs.ids[i]} {'L' if side == 0 else 'R'}", fontsize=9)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def rank_histogram_plot(ranks: dict[str, np.ndarray], n_items: int, bins: int = 25, ax: plt.Axes | None = None) -> plt.Axes:
+    """Plot where the true match lands, one histogram a model: the "frequency vector" binned.
+
+    A useful model piles its matches at rank 1; chance spreads them evenly (dashed line).
+    """
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    edges = np.linspace(1, n_items + 1, bins + 1)
+    for name, r in ranks.items():
+        ax.hist(r, bins=edges, histtype="step", linewidth=2, label=name)
+    ax.axhline(len(next(iter(ranks.values()))) / bins, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set(xlabel=f"rank of the true match (among {n_items})", ylabel="queries", title="Where the true match lands")
+    ax.legend()
+    return ax
+
+
+def cmc_plot(curves: dict[str, np.ndarray], max_rank: int | None = None, ax: plt.Axes | None = None) -> plt.Axes:
+    """Plot cumulative match curves (recall@k against k), one a model, with chance."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    for name, curve in curves.items():
+        k = np.arange(1, len(curve) + 1)
+        ax.plot(k[:max_rank], curve[:max_rank], linewidth=2, label=name)
+    n = len(next(iter(curves.values())))
+    k = np.arange(1, (max_rank or n) + 1)
+    ax.plot(k, k / n, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set(xlabel="k", ylabel="recall@k", title="Cumulative match curve", ylim=(0, 1))
+    ax.legend()
+    return ax
+
+
+def history_plot(history: list[dict], metrics: tuple[str, ...] = ("loss", "R@25")) -> plt.Figure:
+    """Plot training curves, train against val, one panel a metric."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    epochs = [row["epoch"] for row in history]
+    for ax, metric in zip(axes[0], metrics):
+        for split in ("train", "val"):
+            key = f"{split}_{metric}"
+            if key in history[0]:
+                ax.plot(epochs, [row[key] for row in history], marker="o", markersize=3, label=split)
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.legend()
+    fig.tight_layout()
     return fig

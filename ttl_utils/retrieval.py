@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from .pairs import ImageSource, open_rgb
+from .progress import progress
 
 __all__ = [
-    "embed", "rank_of_match", "recall_at_k", "median_rank", "mean_reciprocal_rank", "rank_histogram",
+    "embed", "rank_of_match", "rank_of_match_by", "recall_at_k", "median_rank", "mean_reciprocal_rank", "rank_histogram",
     "cmc_curve", "bootstrap_ci", "paired_bootstrap", "candidate_ranks", "candidate_accuracy",
 ]
 
@@ -66,7 +66,7 @@ def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, 
                         pin_memory=device.type == "cuda", persistent_workers=False)
     model = model.eval().to(device, memory_format=torch.channels_last)
     out = [model(batch.to(device, non_blocking=True, memory_format=torch.channels_last)).float().cpu()
-           for batch in tqdm(loader, desc=desc, unit="batch", leave=False)]
+           for batch in progress(loader, desc=desc, unit="batch", leave=False)]
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
@@ -86,12 +86,22 @@ def rank_of_match(query: torch.Tensor, gallery: torch.Tensor, chunk_size: int = 
         raise ValueError(f"Query i's match is gallery item i, but there are {len(query)} queries for {len(gallery)} items.")
     query = F.normalize(query.float(), dim=1)
     gallery = F.normalize(gallery.float(), dim=1)
+    return rank_of_match_by(lambda block: block @ gallery.T, query, chunk_size, tie_tolerance)
+
+
+@torch.no_grad()
+def rank_of_match_by(score: Callable[[torch.Tensor], torch.Tensor], query: torch.Tensor, chunk_size: int = 1024,
+                     tie_tolerance: float = TIE_TOLERANCE) -> np.ndarray:
+    """Return the rank of gallery item `i` for query `i` under any score (higher = more alike).
+
+    `score(block)` returns the `len(block) x M` scores of a block of queries against the
+    whole gallery: a learned distance head, for instance. Ties count against the match.
+    """
     ranks = []
     for start in range(0, len(query), chunk_size):
-        block = query[start:start + chunk_size]
-        sims = block @ gallery.T
-        true = sims[torch.arange(len(block)), torch.arange(start, start + len(block))].unsqueeze(1)
-        ranks.append((sims >= true - tie_tolerance).sum(dim=1))  # the match itself and all as similar
+        scores = score(query[start:start + chunk_size])
+        true = scores[torch.arange(len(scores)), torch.arange(start, start + len(scores))].unsqueeze(1)
+        ranks.append((scores >= true - tie_tolerance).sum(dim=1))  # the match itself and all as high
     return torch.cat(ranks).cpu().numpy().astype(np.int64)
 
 

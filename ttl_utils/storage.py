@@ -18,7 +18,7 @@ import torch
 from .config import artifacts_dir
 from .pairs import content_digest
 
-__all__ = ["atomic_write", "save_json", "save_torch", "load_torch", "cache_path"]
+__all__ = ["atomic_write", "cache_path", "cached", "load_torch", "save_json", "save_torch"]
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -54,3 +54,17 @@ def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> An
 def cache_path(kind: str, **key: Any) -> Path:
     """Return `artifacts/<kind>/<digest of key>.pt`: one file per distinct key."""
     return artifacts_dir() / kind / f"{content_digest(sorted(key.items()))}.pt"
+
+
+def cached(kind: str, compute: Callable[[], Any], **key: Any) -> Any:
+    """Return `compute()`, stored under `artifacts/<kind>/` by `key` and loaded from there next time.
+
+    The result must be saveable with `weights_only` loading: tensors, numbers, strings,
+    lists and dicts of them.
+    """
+    path = cache_path(kind, **key)
+    if path.is_file():
+        return load_torch(path)
+    result = compute()
+    save_torch(result, path)
+    return result

@@ -1,0 +1,66 @@
+"""Dataset exploration: image statistics, near-duplicates, faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ttl_utils.demo import make_demo_pairs
+from ttl_utils.explore import image_table, near_duplicates
+from ttl_utils.faces import agreement_table, count_faces, face_table
+from ttl_utils.pairs import PairSet
+
+
+def _pairs_of(left: list[np.ndarray], right: list[np.ndarray]) -> PairSet:
+    ids = tuple(f"p{i}" for i in range(len(left)))
+    return PairSet("hand-made", "demo", ids, left, right, fingerprint="x")
+
+
+def test_image_table_measures_size_colour_and_greyscale():
+    red = np.zeros((20, 10, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((20, 10, 3), 128, np.uint8)
+    table = image_table(_pairs_of([red], [grey]))
+    left, right = table.iloc[0], table.iloc[1]
+    assert (left.side, left.width, left.height, left.aspect) == ("left", 10, 20, 0.5)
+    assert (left.mean_r, left.mean_g, left.saturation, left.greyscale) == (255, 0, 1.0, False)
+    assert (right.saturation, right.greyscale) == (0.0, True)
+
+
+def test_near_duplicates_finds_each_kind_and_nothing_else():
+    g = torch.Generator().manual_seed(0)
+    left, right = torch.randn(6, 32, generator=g), torch.randn(6, 32, generator=g)
+    right[2] = left[2] * 3              # a pair whose two images are the same picture
+    left[4] = left[1] + 1e-3            # two pairs sharing a left image
+    right[5] = right[0]                 # two pairs sharing a right image
+    table = near_duplicates(left, right, ["a", "b", "c", "d", "e", "f"], threshold=0.95)
+    found = {(row.kind, row.a, row.b) for row in table.itertuples()}
+    assert found == {("within pair", "c", "c"), ("left-left", "b", "e"), ("right-right", "a", "f")}
+    assert table.cosine.is_monotonic_decreasing
+
+
+def test_face_detector_finds_the_astronaut_and_not_a_flat_image():
+    data = pytest.importorskip("skimage.data")
+    assert count_faces(Image.fromarray(data.astronaut())) == 1
+    assert count_faces(Image.new("RGB", (200, 245), (120, 90, 60))) == 0
+
+
+def test_face_table_and_agreement_with_the_official_mask():
+    data = pytest.importorskip("skimage.data")
+    face = np.asarray(Image.fromarray(data.astronaut()).resize((200, 200)))
+    plain = np.full((200, 200, 3), 200, np.uint8)
+    pairs = _pairs_of([face, plain, plain], [plain, plain, face])
+    table = face_table(pairs)
+    assert table.left_faces.tolist() == [1, 0, 0] and table.right_faces.tolist() == [0, 0, 1]
+    assert table.face_pair.tolist() == [True, False, True]
+    agreement = agreement_table(table.face_pair.to_numpy(), np.array([False, True, True]))
+    assert agreement.loc["face (official)", "face found"] == 1
+    assert agreement.loc["no face (official)", "face found"] == 1
+    assert agreement.loc["no face (official)", "no face found"] == 1
+
+
+def test_demo_pairs_are_mostly_face_free():
+    table = face_table(make_demo_pairs(20, 64))
+    assert table.face_pair.mean() <= 0.2

@@ -1,0 +1,62 @@
+"""Helpers notebooks rely on: setup, the result cache, the figure folder, the plots."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ttl_utils.notebook import setup  # noqa: E402
+from ttl_utils.plots import cmc_plot, figures_dir, history_plot, rank_histogram_plot  # noqa: E402
+from ttl_utils.retrieval import cmc_curve  # noqa: E402
+from ttl_utils.storage import cache_path, cached  # noqa: E402
+
+
+def test_setup_prints_profile_and_dataset_and_seeds(monkeypatch, capsys):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    profile, pairs = setup()
+    out = capsys.readouterr().out
+    assert "Profile: smoke" in out and "Dataset: demo-64px-seed0 (demo layout, 200 pairs)" in out
+    first = torch.rand(1)
+    setup()
+    assert torch.equal(torch.rand(1), first)
+
+
+def test_cached_computes_once(isolated_project):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"ranks": torch.arange(3), "history": [{"loss": 0.5}]}
+
+    first = cached("demo", compute, profile="smoke", config={"a": 1})
+    second = cached("demo", compute, profile="smoke", config={"a": 1})
+    assert len(calls) == 1 and torch.equal(first["ranks"], second["ranks"]) and second["history"] == [{"loss": 0.5}]
+    cached("demo", compute, profile="smoke", config={"a": 2})
+    assert len(calls) == 2
+    assert cache_path("demo", profile="smoke", config={"a": 1}).parent == isolated_project.resolve() / "artifacts" / "demo"
+
+
+def test_smoke_figures_never_overwrite_the_presentation_figures(monkeypatch, isolated_project, tmp_path):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    assert figures_dir() == isolated_project.resolve() / "artifacts" / "figures-smoke"
+    monkeypatch.setenv("TTL_PROFILE", "cpu")
+    assert figures_dir() == isolated_project.resolve() / "figures"
+    monkeypatch.setenv("TTL_FIGURES", str(tmp_path / "mine"))
+    assert figures_dir() == tmp_path / "mine"
+
+
+def test_plots_draw_one_line_per_model():
+    ranks = {"a": np.array([1, 1, 2, 5]), "b": np.array([3, 4, 5, 5])}
+    ax = rank_histogram_plot(ranks, n_items=5, bins=5)
+    assert len(ax.patches) == 2 and "among 5" in ax.get_xlabel()
+    ax = cmc_plot({k: cmc_curve(v, 5) for k, v in ranks.items()})
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "chance"]
+    fig = history_plot([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2}, {"epoch": 2, "train_loss": 0.8, "val_loss": 1.1}],
+                       metrics=("loss",))
+    assert len(fig.axes[0].lines) == 2
+    plt.close("all")

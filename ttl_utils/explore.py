@@ -1,0 +1,63 @@
+"""What is in a pair set: image sizes, colour statistics, near-duplicates.
+
+>>> from ttl_utils.demo import make_demo_pairs
+>>> image_table(make_demo_pairs(2, 32)).shape
+(4, 10)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .pairs import PairSet
+from .progress import progress
+
+__all__ = ["image_table", "near_duplicates", "GREY_TOLERANCE"]
+
+GREY_TOLERANCE = 4.0  # mean |R-G| + |G-B| below this (of 255) counts as a greyscale image
+
+
+def _colour_stats(rgb: np.ndarray) -> dict[str, float]:
+    pixels = rgb.reshape(-1, 3).astype(np.float32)
+    high, low = pixels.max(axis=1), pixels.min(axis=1)
+    saturation = np.where(high > 0, (high - low) / np.maximum(high, 1e-6), 0.0)
+    spread = np.abs(pixels[:, 0] - pixels[:, 1]).mean() + np.abs(pixels[:, 1] - pixels[:, 2]).mean()
+    return {
+        "mean_r": float(pixels[:, 0].mean()), "mean_g": float(pixels[:, 1].mean()), "mean_b": float(pixels[:, 2].mean()),
+        "saturation": float(saturation.mean()), "greyscale": bool(spread < GREY_TOLERANCE),
+    }
+
+
+def image_table(pairs: PairSet) -> pd.DataFrame:
+    """Return one row an image: pair id, side, width, height, aspect ratio, mean colour,
+    mean saturation (0..1) and whether it is greyscale."""
+    rows = []
+    for i in progress(range(len(pairs)), desc="Reading images", unit="pair", leave=False):
+        for side, image in (("left", pairs.left_image(i)), ("right", pairs.right_image(i))):
+            rgb = np.asarray(image)
+            rows.append({"id": pairs.ids[i], "side": side, "width": image.width, "height": image.height,
+                         "aspect": image.width / image.height, **_colour_stats(rgb)})
+    return pd.DataFrame(rows)
+
+
+def near_duplicates(left: torch.Tensor, right: torch.Tensor, ids: list[str] | tuple[str, ...],
+                    threshold: float = 0.95) -> pd.DataFrame:
+    """Return pairs of nearly identical images (embedding cosine >= `threshold`), most similar first.
+
+    Kinds: `within pair` (a pair's left and right are almost the same picture: a trivial
+    match), `left-left` and `right-right` (two pairs share almost the same image, so one
+    can steal the other's match in retrieval).
+    """
+    left, right = F.normalize(left.float(), dim=1), F.normalize(right.float(), dim=1)
+    rows = []
+    within = (left * right).sum(dim=1)
+    rows += [("within pair", ids[i], ids[i], float(within[i])) for i in torch.nonzero(within >= threshold).flatten()]
+    for kind, vectors in (("left-left", left), ("right-right", right)):
+        sims = torch.triu(vectors @ vectors.T, diagonal=1)
+        for a, b in torch.nonzero(sims >= threshold).tolist():
+            rows.append((kind, ids[a], ids[b], float(sims[a, b])))
+    table = pd.DataFrame(rows, columns=["kind", "a", "b", "cosine"])
+    return table.sort_values("cosine", ascending=False, ignore_index=True)

@@ -1,0 +1,22 @@
+"""Progress bars for long work (`tqdm.auto`), which a setting can turn off.
+
+`TQDM_DISABLE=1` turns them off everywhere, notebooks included: tqdm's notebook bars
+ignore that variable, and `make figures` needs them off so that no widget state is saved
+in the committed notebooks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from tqdm.auto import tqdm
+
+__all__ = ["progress"]
+
+
+def progress(iterable: Iterable, **kwargs) -> Iterable:
+    """Return `iterable` wrapped in a `tqdm.auto` bar, unless `TQDM_DISABLE` is set."""
+    if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+        return iterable
+    return tqdm(iterable, **kwargs)
