@@ -112,6 +112,14 @@ class Backbone(nn.Module):
         """Yield `(stage name, feature map)` from the shallowest stage to the deepest."""
         raise NotImplementedError
 
+    def stage_modules(self, layer: str) -> list[nn.Module]:
+        """Return the modules that make up stage `layer` (to re-initialise or fine-tune it)."""
+        raise NotImplementedError
+
+    def stage_output_module(self, layer: str) -> nn.Module:
+        """Return the module whose output is stage `layer`'s feature map (for layer hooks)."""
+        raise NotImplementedError
+
     def forward(self, x: torch.Tensor, layers: Sequence[str] = ("layer4",)) -> dict[str, torch.Tensor]:
         """Return `{layer: feature map}` for the requested `layers`, running no deeper than needed."""
         wanted = set(layers)
@@ -131,6 +139,18 @@ class _EfficientNetBackbone(Backbone):
     # index of the last block at strides 4, 8 and 16; stride 32 ends with the 1x1 head convolution
     _stage_ends = {2: "layer1", 4: "layer2", 10: "layer3"}
 
+    _stage_blocks = {"layer1": range(0, 3), "layer2": range(3, 5), "layer3": range(5, 11)}
+
+    def stage_modules(self, layer):
+        if layer == "layer4":
+            return [self.net._blocks[i] for i in range(11, len(self.net._blocks))] + [self.net._conv_head, self.net._bn1]
+        return [self.net._blocks[i] for i in self._stage_blocks[layer]]
+
+    def stage_output_module(self, layer):
+        # layer4 ends in a ReLU6 module that the stem shares, so its hook would be ambiguous:
+        # the batch norm before it carries the same spatial map
+        return self.net._bn1 if layer == "layer4" else self.net._blocks[self._stage_blocks[layer][-1]]
+
     def stages(self, x):
         net = self.net
         x = net._swish(net._bn0(net._conv_stem(x)))
@@ -143,6 +163,12 @@ class _EfficientNetBackbone(Backbone):
 
 
 class _ResNetBackbone(Backbone):
+    def stage_modules(self, layer):
+        return [getattr(self.net, layer)]
+
+    def stage_output_module(self, layer):
+        return getattr(self.net, layer)
+
     def stages(self, x):
         net = self.net
         x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
