@@ -2,7 +2,7 @@
 
 Commands: `download` (the official TTL release), `check` (validate a dataset folder),
 `demo` (write the demo data as a folder, or a picture of it), `evaluate` (retrieval
-metrics of a backbone or checkpoint on a dataset).
+metrics of a backbone or checkpoint on a dataset), `pretrain` (Barlow Twins).
 """
 
 from __future__ import annotations
@@ -92,6 +92,30 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(f"Wrote {args.json}")
 
 
+def _pretrain(args: argparse.Namespace) -> None:
+    from .pretrain import PretrainConfig, pretrain
+
+    profile = get_profile()
+    config = PretrainConfig(
+        data=str(args.data), out=str(args.out), backbone=args.backbone or profile.backbone, init=args.init,
+        epochs=args.epochs or profile.epochs, batch_size=args.batch_size or profile.batch_size,
+        image_size=args.image_size or profile.image_size, projector=args.projector, optimizer=args.optimizer,
+        lr=args.lr, augment=args.augment, workers=args.workers, device=args.device or _default_device(),
+        compile=args.compile, sync_batchnorm=args.sync_batchnorm, max_steps=args.max_steps, seed=args.seed,
+    )
+    print(f"Wrote {pretrain(config, resume=args.resume)}")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("-"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m ttl_utils`."""
     parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
@@ -134,6 +158,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--json", type=Path, help="write the metrics to this JSON file")
     p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("pretrain", help="Barlow Twins pretraining on a folder of images (torchrun for many GPUs)")
+    p.add_argument("--data", type=Path, required=True, help="image folder, searched recursively (ImageNet train/, TTL, ...)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint path, written after every epoch")
+    p.add_argument("--backbone", choices=sorted(BACKBONES), default=None, help="default: the profile's backbone")
+    p.add_argument("--init", default="imagenet", help="imagenet, none (random), or a checkpoint of this project")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="per process")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--projector", type=_sizes, default=(1024, 1024, 1024), help="e.g. 8192-8192-8192 (the paper's)")
+    p.add_argument("--optimizer", choices=("adamw", "lars"), default="adamw")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW's learning rate (LARS uses the paper's, scaled)")
+    p.add_argument("--augment", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--sync-batchnorm", action="store_true")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (quick checks)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --out")
+    p.set_defaults(run=_pretrain)
     return parser
 
 
@@ -143,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
         args.run(args)
-    except (DatasetError, DownloadError, WeightsUnavailableError, FileNotFoundError, ValueError) as err:
+    except (DatasetError, DownloadError, WeightsUnavailableError, FileNotFoundError, FloatingPointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,0 +1,118 @@
+"""Barlow Twins pretraining: a short run, exact resume, the NaN guard, the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ttl_utils.cli import main
+from ttl_utils.data import write_pairs
+from ttl_utils.demo import make_demo_pairs
+from ttl_utils.models import load_checkpoint
+from ttl_utils.pretrain import BarlowTwins, ImageFolderImages, PretrainConfig, build_projector, pretrain
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return write_pairs(make_demo_pairs(8, 40, seed=5), tmp_path_factory.mktemp("bt") / "demo")
+
+
+def config(images, out, **kwargs):
+    settings = dict(data=str(images), out=str(out), backbone="resnet18", init="none", epochs=2, batch_size=8,
+                    image_size=32, projector=(64, 64), workers=0, log_every=1, lr=1e-3)
+    return PretrainConfig(**{**settings, **kwargs})
+
+
+def test_projector_and_model():
+    projector = build_projector(16, (32, 8))
+    assert [type(m).__name__ for m in projector] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert projector[-1].bias is None
+    from ttl_utils.models import build_embedder
+    model = BarlowTwins(build_embedder("resnet18", None), (32, 16))
+    loss = model(torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32))
+    assert loss.ndim == 0 and loss.item() > 0
+
+
+def test_image_folder_finds_every_image_recursively(images):
+    data = ImageFolderImages(images, 24)
+    assert len(data) == 16  # left/ and right/, pairing ignored
+    view_1, view_2 = data[0]
+    assert view_1.shape == (3, 24, 24)
+    raw = ImageFolderImages(images, 24, two_views=False)[0]
+    assert raw.dtype == torch.uint8 and raw.shape == (3, 27, 27)
+
+
+def test_a_short_run_writes_a_checkpoint_evaluate_can_read_and_a_log(images, tmp_path):
+    out = pretrain(config(images, tmp_path / "bt.pt"))
+    embedder, pre, extra = load_checkpoint(out)
+    assert embedder.backbone.name == "resnet18" and pre.crop == 32
+    assert extra["pretrain"]["epoch"] == 2 and extra["pretrain"]["step"] == 4
+    lines = [json.loads(line) for line in (tmp_path / "bt.pt.log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    assert all(set(line) == {"step", "epoch", "loss", "lr", "images_per_s"} for line in lines)
+
+
+def test_resume_continues_exactly(images, tmp_path):
+    straight = pretrain(config(images, tmp_path / "straight.pt", epochs=2))
+    pretrain(config(images, tmp_path / "resumed.pt", epochs=1))
+    resumed = pretrain(config(images, tmp_path / "resumed.pt", epochs=2), resume=True)
+    a, b = torch.load(straight, weights_only=True), torch.load(resumed, weights_only=True)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert a["extra"]["pretrain"]["step"] == b["extra"]["pretrain"]["step"] == 4
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(images, tmp_path, monkeypatch):
+    out = tmp_path / "bt.pt"
+    pretrain(config(images, out, epochs=1))
+    before = out.read_bytes()
+    monkeypatch.setattr(BarlowTwins, "forward", lambda self, a, b: self.features(a).sum() * float("nan"))
+    with pytest.raises(FloatingPointError, match="loss became nan at step 2"):
+        pretrain(config(images, out, epochs=2), resume=True)
+    assert out.read_bytes() == before
+
+
+def test_cli_pretrain_and_resume_errors(images, tmp_path, capsys):
+    out = tmp_path / "cli.pt"
+    assert main(["-q", "pretrain", "--data", str(images), "--out", str(out), "--backbone", "resnet18", "--init", "none",
+                 "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--projector", "32-32", "--workers", "0",
+                 "--max-steps", "1", "--device", "cpu"]) == 0
+    assert out.is_file()
+    assert main(["-q", "pretrain", "--data", str(images), "--out", str(tmp_path / "none.pt"), "--resume",
+                 "--device", "cpu"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+
+
+def test_batched_augmentation_path_runs(images, tmp_path):
+    out = pretrain(config(images, tmp_path / "gpu-aug.pt", epochs=1, augment="gpu", max_steps=1))
+    assert load_checkpoint(out)[2]["pretrain"]["step"] == 1
+
+
+def _ddp_worker(rank, port, images, out):
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    import torch.distributed as dist
+
+    try:
+        pretrain(config(images, out, epochs=1, batch_size=4))
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def test_two_processes_with_gloo_train_one_model(images, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker, args=(port, images, out), nprocs=2, join=True)
+    extra = load_checkpoint(out)[2]["pretrain"]
+    # 16 images, 4 a process, 2 processes: 2 steps in the epoch
+    assert extra["step"] == 2 and extra["config"]["batch_size"] == 4

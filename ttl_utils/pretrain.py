@@ -1,0 +1,254 @@
+"""Barlow Twins pretraining: the model, the image-folder data, and the training loop.
+
+Runs on one CPU, one GPU, or many with `torchrun --nproc_per_node=N -m ttl_utils pretrain`
+(DDP: NCCL on GPUs, Gloo on CPUs). A checkpoint is written atomically after every epoch in
+the format `evaluate --checkpoint` reads (the backbone as an embedder) plus the training
+state (projector, optimiser, step), so `--resume` continues exactly where it stopped.
+
+>>> config = PretrainConfig(data="data/ttl", out="runs/bt.pt", backbone="resnet18", epochs=1)   # doctest: +SKIP
+>>> pretrain(config)                                                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torchvision.transforms.functional as TF
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from .losses import barlow_twins_loss
+from .models import Embedder, build_backbone, load_checkpoint, save_checkpoint
+from .optim import LARS, barlow_twins_param_groups, warmup_cosine
+from .pairs import IMAGE_EXTENSIONS, DatasetError, open_rgb
+from .progress import progress
+from .transforms import BatchTwoViewAugment, Preprocessing, TwoViewTransform
+
+__all__ = ["BarlowTwins", "ImageFolderImages", "PretrainConfig", "build_projector", "pretrain"]
+
+log = logging.getLogger(__name__)
+
+
+def build_projector(in_dim: int, sizes: tuple[int, ...]) -> nn.Sequential:
+    """Return the Barlow Twins projector: (Linear-BN-ReLU) blocks, then a Linear without bias."""
+    dims = (in_dim, *sizes)
+    layers: list[nn.Module] = []
+    for a, b in zip(dims[:-2], dims[1:-1]):
+        layers += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b), nn.ReLU(inplace=True)]
+    layers.append(nn.Linear(dims[-2], dims[-1], bias=False))
+    return nn.Sequential(*layers)
+
+
+class BarlowTwins(nn.Module):
+    """Backbone (pooled last stage) + projector; `forward(view_1, view_2)` returns the loss."""
+
+    def __init__(self, embedder: Embedder, projector_sizes: tuple[int, ...], lambd: float = 0.0051):
+        super().__init__()
+        self.embedder = embedder
+        self.projector = build_projector(embedder.feature_dim, projector_sizes)
+        self.lambd = lambd
+        # the ImageNet classifier takes no part (and DDP refuses parameters that get no gradient)
+        for name in ("fc", "_fc"):
+            if hasattr(embedder.backbone.net, name):
+                getattr(embedder.backbone.net, name).requires_grad_(False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        maps = self.embedder.backbone(x, self.embedder.layers)
+        return torch.cat([maps[layer].mean(dim=(2, 3)) for layer in self.embedder.layers], dim=1)
+
+    def forward(self, view_1: torch.Tensor, view_2: torch.Tensor) -> torch.Tensor:
+        z1 = self.projector(self.features(view_1))
+        z2 = self.projector(self.features(view_2))
+        return barlow_twins_loss(z1.float(), z2.float(), lambd=self.lambd)
+
+
+class ImageFolderImages(Dataset):
+    """Every image under a folder, recursively (ImageNet's `train/`, Imagenette, a TTL folder).
+
+    Pairing and labels are ignored: self-supervised pretraining needs images only. With
+    `two_views`, an item is the pair of augmented views (CPU augmentation); else it is the
+    image resized and centre-cropped to `size` as a `uint8` tensor, for `BatchTwoViewAugment`.
+    """
+
+    def __init__(self, root: str | Path, size: int, two_views: bool = True):
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"The image folder {root} does not exist.")
+        self.paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                            and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        if not self.paths:
+            raise DatasetError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}.")
+        self.two_views = two_views
+        self.views = TwoViewTransform(size) if two_views else None
+        self.size = round(size * 1.14)  # room for the batched random crops
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        image = open_rgb(self.paths[i])
+        if self.two_views:
+            return self.views(image)
+        image = TF.center_crop(TF.resize(image, self.size, antialias=True), self.size)
+        return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Settings of `pretrain`; the command line's flags have the same names."""
+
+    data: str
+    out: str
+    backbone: str = "resnet18"
+    init: str = "imagenet"                 # imagenet | none | path to a checkpoint of this project
+    epochs: int = 10
+    batch_size: int = 64
+    image_size: int = 128
+    projector: tuple[int, ...] = (1024, 1024, 1024)
+    lambd: float = 0.0051
+    optimizer: str = "adamw"               # adamw (small runs) | lars (the paper's)
+    lr: float = 1e-3                       # AdamW's; LARS uses the paper's rates scaled by batch / 256
+    weight_decay: float = 1e-6
+    warmup_epochs: int = 1
+    augment: str = "cpu"                   # cpu: in data-loader workers | gpu: batched on the device
+    workers: int = 2
+    device: str = "cpu"
+    compile: bool = False
+    sync_batchnorm: bool = False
+    max_steps: int | None = None           # stop early (smoke runs)
+    seed: int = 0
+    log_every: int = 10
+
+
+def _distributed() -> tuple[int, int, int]:
+    """Initialise the process group under torchrun; return (rank, world size, local rank)."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _initial_embedder(config: PretrainConfig) -> Embedder:
+    if config.init in ("imagenet", "none"):
+        return Embedder(build_backbone(config.backbone, None if config.init == "none" else "imagenet"))
+    return load_checkpoint(config.init)[0]
+
+
+def _optimiser(model: BarlowTwins, config: PretrainConfig, world: int) -> torch.optim.Optimizer:
+    if config.optimizer == "lars":
+        return LARS(barlow_twins_param_groups(model, config.batch_size * world), lr=0.0, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "base_lr": config.lr}]
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adamw or lars.")
+
+
+def _save(path: Path, model: BarlowTwins, optimiser, config: PretrainConfig, epoch: int, step: int, history: list) -> None:
+    save_checkpoint(path, model.embedder, Preprocessing.for_size(config.image_size),
+                    pretrain={"epoch": epoch, "step": step, "config": {**asdict(config), "projector": list(config.projector)},
+                              "projector": model.projector.state_dict(), "optimizer": optimiser.state_dict(),
+                              "history": history})
+
+
+def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
+    """Pretrain `config.backbone` with the Barlow Twins loss on the images under `config.data`;
+    return the checkpoint path. With `resume`, continue from the checkpoint at `config.out`.
+
+    Logs one JSON line every `log_every` steps (loss, learning rate, images/s) to
+    `<out>.log.jsonl`. A NaN or infinite loss stops the run with `FloatingPointError`; the
+    last good checkpoint (from the end of the previous epoch) stays in place.
+    """
+    rank, world, local_rank = _distributed()
+    device = torch.device(f"cuda:{local_rank}" if config.device == "cuda" else config.device)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)
+    start_epoch, step, history = 0, 0, []
+    if resume:
+        if not out.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {out} to continue from.")
+        embedder, _, extra = load_checkpoint(out)
+        state = extra["pretrain"]
+        model = BarlowTwins(embedder, config.projector, config.lambd)
+        model.projector.load_state_dict(state["projector"])
+        start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
+    else:
+        model = BarlowTwins(_initial_embedder(config), config.projector, config.lambd)
+    if config.sync_batchnorm and world > 1:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimiser = _optimiser(model, config, world)
+    if resume:
+        optimiser.load_state_dict(state["optimizer"])
+    trainer = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
+        if world > 1 else model
+    if config.compile:
+        trainer = torch.compile(trainer)
+    data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu")
+    gpu_augment = BatchTwoViewAugment(config.image_size).to(device) if config.augment == "gpu" else None
+    steps_per_epoch = max(1, len(data) // (config.batch_size * world))
+    total_steps = min(config.max_steps or config.epochs * steps_per_epoch, config.epochs * steps_per_epoch)
+    warmup = config.warmup_epochs * steps_per_epoch
+    log_path = out.with_suffix(out.suffix + ".log.jsonl")
+    if rank == 0:
+        log.info("Barlow Twins: %d images, %d steps an epoch, %d processes, %s", len(data), steps_per_epoch, world, device)
+    for epoch in range(start_epoch, config.epochs):
+        if step >= total_steps:
+            break
+        # the epoch's shuffling and augmentation depend on (seed, epoch) only: a resumed run repeats them exactly
+        torch.manual_seed(config.seed * 100003 + epoch)
+        generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+        sampler = DistributedSampler(data, seed=config.seed + epoch, drop_last=True) if world > 1 \
+            else RandomSampler(data, generator=generator)
+        loader = DataLoader(data, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+                            num_workers=config.workers, generator=generator, pin_memory=device.type == "cuda",
+                            persistent_workers=False)
+        trainer.train()
+        tick, seen = time.perf_counter(), 0
+        for batch in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                              disable=rank != 0):
+            if step >= total_steps:
+                break
+            if gpu_augment is not None:
+                view_1, view_2 = gpu_augment(batch.to(device, non_blocking=True), generator=None)
+            else:
+                view_1, view_2 = (v.to(device, non_blocking=True) for v in batch)
+            if device.type == "cuda":
+                view_1 = view_1.contiguous(memory_format=torch.channels_last)
+                view_2 = view_2.contiguous(memory_format=torch.channels_last)
+            scale = warmup_cosine(step, total_steps, warmup)
+            for group in optimiser.param_groups:
+                group["lr"] = group["base_lr"] * scale
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = trainer(view_1, view_2)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"The loss became {loss.item()} at step {step} (epoch {epoch + 1}); stopping. The last good "
+                    f"checkpoint is {out if out.is_file() else 'not written yet'}. Lower the learning rate or check the data.")
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            seen += len(view_1) * world
+            if rank == 0 and (step % config.log_every == 0 or step == total_steps):
+                record = {"step": step, "epoch": epoch + 1, "loss": round(loss.item(), 6),
+                          "lr": optimiser.param_groups[0]["lr"], "images_per_s": round(seen / (time.perf_counter() - tick), 2)}
+                history.append(record)
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+        if rank == 0:
+            _save(out, model, optimiser, config, epoch + 1, step, history)
+        if world > 1:
+            dist.barrier()
+    return out
