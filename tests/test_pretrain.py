@@ -116,3 +116,12 @@ def test_two_processes_with_gloo_train_one_model(images, tmp_path):
     extra = load_checkpoint(out)[2]["pretrain"]
     # 16 images, 4 a process, 2 processes: 2 steps in the epoch
     assert extra["step"] == 2 and extra["config"]["batch_size"] == 4
+
+
+def test_projector_defaults_follow_the_backbone():
+    from ttl_utils.cli import build_parser, default_projector
+
+    assert default_projector("resnet50") == (8192, 8192, 8192)
+    assert default_projector("efficientnet_lite0") == (1024, 1024, 1024)
+    args = build_parser().parse_args(["pretrain", "--data", "d", "--out", "o", "--projector", "64-32"])
+    assert args.projector == (64, 32)

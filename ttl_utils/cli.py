@@ -96,14 +96,21 @@ def _pretrain(args: argparse.Namespace) -> None:
     from .pretrain import PretrainConfig, pretrain
 
     profile = get_profile()
+    backbone = args.backbone or profile.backbone
     config = PretrainConfig(
-        data=str(args.data), out=str(args.out), backbone=args.backbone or profile.backbone, init=args.init,
+        data=str(args.data), out=str(args.out), backbone=backbone, init=args.init,
         epochs=args.epochs or profile.epochs, batch_size=args.batch_size or profile.batch_size,
-        image_size=args.image_size or profile.image_size, projector=args.projector, optimizer=args.optimizer,
+        image_size=args.image_size or profile.image_size, projector=args.projector or default_projector(backbone),
+        optimizer=args.optimizer,
         lr=args.lr, augment=args.augment, workers=args.workers, device=args.device or _default_device(),
         compile=args.compile, sync_batchnorm=args.sync_batchnorm, max_steps=args.max_steps, seed=args.seed,
     )
     print(f"Wrote {pretrain(config, resume=args.resume)}")
+
+
+def default_projector(backbone: str) -> tuple[int, ...]:
+    """Return the projector sizes: the paper's 8192-8192-8192 for ResNet-50, 1024-1024-1024 for smaller backbones."""
+    return (8192, 8192, 8192) if backbone == "resnet50" else (1024, 1024, 1024)
 
 
 def _default_device() -> str:
@@ -167,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None, help="per process")
     p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--projector", type=_sizes, default=(1024, 1024, 1024), help="e.g. 8192-8192-8192 (the paper's)")
+    p.add_argument("--projector", type=_sizes, default=None,
+                   help="e.g. 8192-8192-8192 (default for resnet50, as in the paper; 1024-1024-1024 otherwise)")
     p.add_argument("--optimizer", choices=("adamw", "lars"), default="adamw")
     p.add_argument("--lr", type=float, default=1e-3, help="AdamW's learning rate (LARS uses the paper's, scaled)")
     p.add_argument("--augment", choices=("cpu", "gpu"), default="cpu")
