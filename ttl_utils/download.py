@@ -25,6 +25,7 @@ from .config import data_dir
 from .data import load_pairs
 from .pairs import IMAGE_EXTENSIONS
 from .progress import progress
+from .storage import atomic_write
 
 __all__ = ["DownloadError", "DRIVE_IDS", "EXPECTED_IMAGES", "download_ttl", "install_archives", "sha256_of"]
 
@@ -179,7 +180,8 @@ def install_archives(left_zip: str | Path, right_zip: str | Path, dest: str | Pa
         log.info("%s.zip SHA-256 %s", side, digests[side])
     for side, archive in archives.items():
         _extract(archive, dest / side, expected_images)
-    (dest / CHECKSUM_FILE).write_text("".join(f"{digests[s]}  {s}.zip\n" for s in archives))
+    sums = "".join(f"{digests[side]}  {side}.zip\n" for side in archives)
+    atomic_write(dest / CHECKSUM_FILE, lambda tmp: tmp.write_text(sums))
     pairs = load_pairs(dest)
     log.info("Installed %s", pairs.describe())
     return dest

@@ -136,10 +136,9 @@ class Backbone(nn.Module):
 
 
 class _EfficientNetBackbone(Backbone):
-    # index of the last block at strides 4, 8 and 16; stride 32 ends with the 1x1 head convolution
-    _stage_ends = {2: "layer1", 4: "layer2", 10: "layer3"}
-
+    # the blocks at strides 4, 8 and 16; stride 32 is the remaining blocks and the 1x1 head convolution
     _stage_blocks = {"layer1": range(0, 3), "layer2": range(3, 5), "layer3": range(5, 11)}
+    _stage_ends = {blocks[-1]: name for name, blocks in _stage_blocks.items()}
 
     def stage_modules(self, layer):
         if layer == "layer4":
