@@ -1,4 +1,5 @@
-"""The Barlow Twins loss: its formula, and equality under DDP with the single-process loss."""
+"""Losses: Barlow Twins (formula, DDP equality); triplet mining and loss (hand-made cases,
+pytorch-metric-learning); InfoNCE."""
 
 from __future__ import annotations
 
@@ -9,8 +10,19 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import torch.nn.functional as F
 
-from ttl_utils.losses import barlow_twins_loss, cross_correlation, off_diagonal
+from ttl_utils.losses import (
+    barlow_twins_loss,
+    cross_correlation,
+    info_nce_loss,
+    mine_triplets,
+    off_diagonal,
+    pair_labels,
+    pair_triplet_loss,
+    pairwise_distances,
+    triplet_margin_loss,
+)
 
 
 def reference_loss(z1, z2, lambd):
@@ -79,3 +91,76 @@ def test_ddp_loss_and_gradients_equal_the_single_process_ones():
         # processes, which leaves exactly the single-process gradient (a plain all_reduce would
         # leave it divided by the world size).
         assert torch.allclose(grad, 2 * a.grad[rank * 6:(rank + 1) * 6], atol=1e-6)
+
+
+# --- triplet mining and the fine-tuning losses ---------------------------------------------------
+
+def _circle(*degrees):
+    angles = torch.tensor(degrees, dtype=torch.float64).deg2rad()
+    return torch.stack([angles.cos(), angles.sin()], dim=1)
+
+
+def _triplets(found):
+    return set(zip(*(t.tolist() for t in found)))
+
+
+# lefts L0 at 0 deg, L1 at 20; rights R0 at 45, R1 at 180 (so L1 lies between L0 and its partner R0)
+HAND_MADE = _circle(0, 20, 45, 180)
+
+
+def test_miners_select_the_expected_triplets_on_hand_made_embeddings():
+    labels = pair_labels(2)
+    assert labels.tolist() == [0, 1, 0, 1]
+    violating = {(0, 2, 1), (1, 3, 0), (1, 3, 2), (2, 0, 1), (3, 1, 0), (3, 1, 2)}
+    assert _triplets(mine_triplets(HAND_MADE, labels, "all", margin=0.2)) == violating
+    # only R1 -> L1 vs L0 (distances 1.970 vs 2.000) has its negative farther, within the margin
+    assert _triplets(mine_triplets(HAND_MADE, labels, "semihard", margin=0.2)) == {(3, 1, 0)}
+    # batch-hard: each anchor with its closest negative
+    assert _triplets(mine_triplets(HAND_MADE, labels, "hard")) == {(0, 2, 1), (1, 3, 0), (2, 0, 1), (3, 1, 2)}
+    # a wider margin lets in the easy triplets too
+    assert len(mine_triplets(HAND_MADE, labels, "all", margin=2.5)[0]) == 8
+    with pytest.raises(ValueError, match="Unknown miner 'random'"):
+        mine_triplets(HAND_MADE, labels, "random")
+
+
+def test_triplet_loss_is_the_mean_over_active_triplets():
+    dist = pairwise_distances(HAND_MADE)
+    assert torch.allclose(dist[0, 2], 2 * torch.sin(torch.tensor(45.0, dtype=torch.float64).deg2rad() / 2))
+    triplets = (torch.tensor([0, 3, 0]), torch.tensor([2, 1, 2]), torch.tensor([1, 0, 3]))
+    losses = [float(dist[0, 2] - dist[0, 1] + 0.2), float(dist[3, 1] - dist[3, 0] + 0.2)]  # the third is easy: 0
+    assert triplet_margin_loss(HAND_MADE, triplets, 0.2).item() == pytest.approx(sum(losses) / 2)
+    easy = (torch.tensor([0]), torch.tensor([2]), torch.tensor([3]))
+    z = HAND_MADE.clone().requires_grad_(True)
+    zero = triplet_margin_loss(z, easy, 0.2)
+    zero.backward()
+    assert zero.item() == 0.0 and torch.count_nonzero(z.grad) == 0
+
+
+@pytest.mark.parametrize("miner", ["all", "semihard", "hard"])
+def test_mining_and_loss_agree_with_pytorch_metric_learning(miner):
+    pml = pytest.importorskip("pytorch_metric_learning")
+    from pytorch_metric_learning import losses as pml_losses
+    from pytorch_metric_learning import miners as pml_miners
+
+    torch.manual_seed(3)
+    left, right = torch.randn(12, 16), torch.randn(12, 16)
+    right[:6] = left[:6] + 0.5 * right[:6]  # some pairs close, some not
+    embeddings, labels = torch.cat([left, right]), pair_labels(12)
+    reference = pml_miners.BatchHardMiner() if miner == "hard" else \
+        pml_miners.TripletMarginMiner(margin=0.2, type_of_triplets=miner)
+    expected = reference(embeddings, labels)
+    found = mine_triplets(embeddings, labels, miner, margin=0.2)
+    assert _triplets(found) == _triplets(expected) and len(found[0]) > 0, pml.__version__
+    expected_loss = pml_losses.TripletMarginLoss(margin=0.2)(embeddings, labels, expected)
+    assert pair_triplet_loss(left, right, miner, 0.2).item() == pytest.approx(expected_loss.item(), rel=1e-5)
+
+
+def test_info_nce_is_a_symmetric_softmax_over_the_batch():
+    torch.manual_seed(0)
+    left, right = torch.randn(5, 8), torch.randn(5, 8)
+    logits = F.normalize(left, dim=1) @ F.normalize(right, dim=1).T / 0.1
+    log_p_rows = logits.log_softmax(1).diag()
+    log_p_cols = logits.log_softmax(0).diag()
+    expected = -(log_p_rows.mean() + log_p_cols.mean()) / 2
+    assert info_nce_loss(left, right, 0.1).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert info_nce_loss(left, left, 0.1) < info_nce_loss(left, right, 0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,3 +126,31 @@ def test_projector_defaults_follow_the_backbone():
     assert default_projector("efficientnet_lite0") == (1024, 1024, 1024)
     args = build_parser().parse_args(["pretrain", "--data", "d", "--out", "o", "--projector", "64-32"])
     assert args.projector == (64, 32)
+
+
+def test_decode_batch_matches_the_cpu_loader(tmp_path):
+    """The bytes path (`--augment gpu` on a GPU: nvJPEG there, the same code on CPU tensors here)
+    gives the images the CPU loader gives: JPEG colour and greyscale, PNG, and a CMYK JPEG."""
+    from PIL import Image
+
+    from ttl_utils.pretrain import decode_batch
+
+    rng = np.random.default_rng(0)
+    base = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).resize((120, 80))
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    base.save(folder / "a.jpg", quality=95)
+    base.convert("L").save(folder / "b.jpg", quality=95)
+    base.save(folder / "c.png")
+    base.convert("CMYK").save(folder / "d.jpg", quality=95)
+    raw = ImageFolderImages(folder, 32, raw_bytes=True)
+    plain = ImageFolderImages(folder, 32, two_views=False)
+    assert [p.name for p in raw.paths] == ["a.jpg", "b.jpg", "c.png", "d.jpg"]
+    assert raw[0].dtype == torch.uint8 and raw[0].ndim == 1  # the file's bytes
+    decoded = decode_batch([raw[i] for i in range(4)], raw.size, "cpu")
+    expected = torch.stack([plain[i] for i in range(4)])
+    assert decoded.shape == expected.shape == (4, 3, 36, 36) and decoded.dtype == torch.uint8
+    difference = (decoded.float() - expected.float()).abs().mean(dim=(1, 2, 3))
+    assert difference.max() < 6, difference  # decoders and resamplers differ by a few grey levels
+    # the channels of the greyscale JPEG are equal: it was expanded to RGB
+    assert torch.equal(decoded[1, 0], decoded[1, 2])

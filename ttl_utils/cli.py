@@ -2,7 +2,8 @@
 
 Commands: `download` (the official TTL release), `check` (validate a dataset folder),
 `demo` (write the demo data as a folder, or a picture of it), `evaluate` (retrieval
-metrics of a backbone or checkpoint on a dataset), `pretrain` (Barlow Twins).
+metrics of a backbone or checkpoint on a dataset), `pretrain` (Barlow Twins), `finetune`
+(projection layers and the last stages, triplet or InfoNCE loss, on TTL pairs).
 """
 
 from __future__ import annotations
@@ -108,6 +109,42 @@ def _pretrain(args: argparse.Namespace) -> None:
     print(f"Wrote {pretrain(config, resume=args.resume)}")
 
 
+def _finetune(args: argparse.Namespace) -> None:
+    from .finetune import FinetuneConfig, finetune
+
+    profile = get_profile()
+    device = args.device or _default_device()
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
+    if args.init is not None and not Path(args.init).is_file():
+        raise UsageError(f"--init: no checkpoint at {args.init}.")
+    pairs = resolve_pairs(args.data, profile)
+    if args.split == "train":
+        split = split_pairs(pairs)
+        train, val = split["train"], split["val"]
+        if len(val) == 0:
+            raise UsageError(f"{pairs.name} has too few pairs for a validation split; use --split all.")
+    else:
+        train, val = pairs, None
+    config = FinetuneConfig(
+        out=str(args.out), backbone=args.backbone or profile.backbone, init=str(args.init) if args.init else None,
+        unfreeze=args.unfreeze, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,
+        temperature=args.temperature, epochs=args.epochs or profile.epochs,
+        batch_size=args.batch_size or profile.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
+        image_size=args.image_size or profile.image_size, views=args.views, select_k=args.select_k,
+        patience=args.patience, seed=args.seed, device=device, workers=args.workers, cache=not args.no_cache,
+    )
+    print(f"Training on {train.describe()}" + (f"; validating on {len(val)} pairs" if val is not None else ""))
+    result = finetune(config, train, val, resume=args.resume)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
+    print(f"Best epoch {result.best_epoch}" + (f": {metrics}" if metrics else ""))
+    print(f"Wrote {result.checkpoint} (training state: {result.checkpoint}.state.pt)")
+    print(f"Evaluate it: python -m ttl_utils evaluate --checkpoint {result.checkpoint} --data DIR --split test")
+
+
 def default_projector(backbone: str) -> tuple[int, ...]:
     """Return the projector sizes: the paper's 8192-8192-8192 for ResNet-50, 1024-1024-1024 for smaller backbones."""
     return (8192, 8192, 8192) if backbone == "resnet50" else (1024, 1024, 1024)
@@ -187,6 +224,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --out")
     p.set_defaults(run=_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune projection layers (and the last stages) on TTL pairs")
+    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
+    p.add_argument("--split", choices=("train", "all"), default="train",
+                   help="train: the saved split's train pairs, early stopping on its val pairs; all: every pair, "
+                        "no validation (to evaluate on another dataset)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint path (the best epoch), for evaluate --checkpoint")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
+                       help="ImageNet backbone (default: the profile's)")
+    start.add_argument("--init", type=Path, default=None, help="start from a checkpoint of this project (e.g. pretrain's)")
+    p.add_argument("--unfreeze", type=int, default=1, choices=range(0, 5),
+                   help="how many of the backbone's last stages train (0: the head alone; default 1)")
+    p.add_argument("--head", choices=("none", "linear", "mlp"), default="linear",
+                   help="projection head (linear starts as the identity)")
+    p.add_argument("--loss", choices=("triplet", "infonce"), default="triplet")
+    p.add_argument("--miner", choices=("all", "semihard", "hard"), default="semihard",
+                   help="in-batch triplet mining (hard: batch-hard)")
+    p.add_argument("--margin", type=float, default=0.2, help="triplet margin (Euclidean, unit-length embeddings)")
+    p.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature")
+    p.add_argument("--epochs", type=int, default=None, help="at most this many (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs a batch (default: the profile's)")
+    p.add_argument("--lr", type=float, default=1e-3, help="the head's learning rate")
+    p.add_argument("--backbone-lr", type=float, default=1e-4, help="the unfrozen stages' learning rate")
+    p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
+    p.add_argument("--views", type=int, default=4,
+                   help="augmented views a training image, computed once by the frozen part; 0: fresh every step")
+    p.add_argument("--select-k", type=int, default=20, help="early stopping watches validation R@k")
+    p.add_argument("--patience", type=int, default=3, help="epochs without gain before stopping")
+    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: spare cores, at most 4)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--no-cache", action="store_true", help="do not keep the frozen part's outputs under artifacts/")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
+    p.set_defaults(run=_finetune)
     return parser
 
 

@@ -1,4 +1,6 @@
-"""Losses. The Barlow Twins loss (Zbontar et al. 2021), correct under DDP.
+"""Losses: Barlow Twins for pretraining; triplet (with in-batch mining) and InfoNCE for fine-tuning.
+
+## Barlow Twins (Zbontar et al. 2021), correct under DDP
 
 Each view's embeddings are normalised along the batch (zero mean, unit variance per
 dimension, statistics of that view alone), their cross-correlation matrix is computed over
@@ -17,14 +19,34 @@ plain `all_reduce` carries no gradient, which leaves them divided by the world s
 >>> z1, z2 = torch.randn(32, 8), torch.randn(32, 8)
 >>> float(barlow_twins_loss(z1, z1)) < float(barlow_twins_loss(z1, z2))
 True
+
+## Triplet loss with in-batch mining, and InfoNCE
+
+A batch holds B pairs. Its 2B embeddings (lefts, then rights) carry the pair index as
+label, so every image is an anchor (left->right and right->left), its partner is the
+positive, and the other 2B - 2 images are negatives. With L2-normalised embeddings and
+Euclidean distance d, a triplet (a, p, n) costs `relu(d(a, p) - d(a, n) + margin)`.
+Miners choose the triplets, with the conventions of `pytorch-metric-learning` 2.x
+(`TripletMarginMiner`, `BatchHardMiner`; the tests check that they agree):
+
+- `all`: every triplet that violates the margin, `d(a, n) - d(a, p) <= margin`;
+- `semihard`: of those, the ones whose negative is still farther than the positive;
+- `hard`: batch-hard, one triplet per anchor with its closest negative.
+
+The loss averages over the triplets with a positive loss (`AvgNonZeroReducer`).
+`info_nce_loss` is the contrastive alternative: a softmax over the batch in each direction.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 
-__all__ = ["barlow_twins_loss", "cross_correlation", "off_diagonal"]
+__all__ = ["MINERS", "barlow_twins_loss", "cross_correlation", "info_nce_loss", "mine_triplets", "off_diagonal",
+           "pair_labels", "pair_triplet_loss", "pairwise_distances", "triplet_margin_loss"]
+
+MINERS = ("all", "semihard", "hard")
 
 
 def _global_sum(x: torch.Tensor) -> torch.Tensor:
@@ -71,3 +93,66 @@ def barlow_twins_loss(z1: torch.Tensor, z2: torch.Tensor, lambd: float = 0.0051,
     on_diag = (torch.diagonal(c) - 1).pow(2).sum()
     off_diag = off_diagonal(c).pow(2).sum()
     return scale * (on_diag + lambd * off_diag)
+
+
+def pair_labels(n_pairs: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """Return the labels of a batch of `n_pairs` pairs stacked as (lefts, rights): `0..n-1` twice."""
+    return torch.arange(n_pairs, device=device).repeat(2)
+
+
+def pairwise_distances(embeddings: torch.Tensor) -> torch.Tensor:
+    """Return the Euclidean distances between the L2-normalised `embeddings` (`N x N`)."""
+    z = F.normalize(embeddings, dim=1)
+    # sqrt(2 - 2 cos); the floor keeps the gradient finite for identical embeddings
+    return (2 - 2 * z @ z.T).clamp(min=1e-12).sqrt()
+
+
+def mine_triplets(embeddings: torch.Tensor, labels: torch.Tensor, miner: str = "all",
+                  margin: float = 0.2) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return the `(anchor, positive, negative)` indices that `miner` selects (see the module doc)."""
+    if miner not in MINERS:
+        raise ValueError(f"Unknown miner {miner!r}; choose one of: {', '.join(MINERS)}.")
+    with torch.no_grad():
+        dist = pairwise_distances(embeddings.detach().float())
+        same = labels[:, None] == labels[None, :]
+        positive = same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+        negative = ~same
+        if miner == "hard":
+            has_both = positive.any(1) & negative.any(1)
+            anchors = torch.nonzero(has_both).squeeze(1)
+            far_pos = dist.masked_fill(~positive, -float("inf")).argmax(1)
+            near_neg = dist.masked_fill(~negative, float("inf")).argmin(1)
+            return anchors, far_pos[anchors], near_neg[anchors]
+        a, p, n = torch.where(positive[:, :, None] & negative[:, None, :])
+        gap = dist[a, n] - dist[a, p]
+        keep = gap <= margin
+        if miner == "semihard":
+            keep &= gap > 0
+        return a[keep], p[keep], n[keep]
+
+
+def triplet_margin_loss(embeddings: torch.Tensor, triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                        margin: float = 0.2) -> torch.Tensor:
+    """Return the mean of `relu(d(a, p) - d(a, n) + margin)` over the `triplets` with a positive loss
+    (zero, with a gradient, when there are none)."""
+    a, p, n = triplets
+    dist = pairwise_distances(embeddings)
+    losses = F.relu(dist[a, p] - dist[a, n] + margin)
+    active = losses > 0
+    if not active.any():
+        return embeddings.sum() * 0.0
+    return losses[active].mean()
+
+
+def pair_triplet_loss(left: torch.Tensor, right: torch.Tensor, miner: str = "all", margin: float = 0.2) -> torch.Tensor:
+    """Return the triplet loss of a batch of pairs (`left[i]` matches `right[i]`), anchors on both sides."""
+    embeddings = torch.cat([left, right])
+    labels = pair_labels(len(left), device=left.device)
+    return triplet_margin_loss(embeddings, mine_triplets(embeddings, labels, miner, margin), margin)
+
+
+def info_nce_loss(left: torch.Tensor, right: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """Return the symmetric InfoNCE loss: each image must pick its partner among the other side's batch."""
+    logits = F.normalize(left, dim=1) @ F.normalize(right, dim=1).T / temperature
+    target = torch.arange(len(left), device=left.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2

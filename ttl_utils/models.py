@@ -108,8 +108,12 @@ class Backbone(nn.Module):
         self.name, self.net, self.weights = name, net, weights
         self.info = BACKBONES[name]
 
-    def stages(self, x: torch.Tensor):
-        """Yield `(stage name, feature map)` from the shallowest stage to the deepest."""
+    def stages(self, x: torch.Tensor, start: str = "layer1"):
+        """Yield `(stage name, feature map)` from stage `start` to the deepest.
+
+        `x` is an image batch when `start` is `layer1`, else the feature map of the stage
+        before `start` (what a frozen lower part computed once, e.g. a feature cache).
+        """
         raise NotImplementedError
 
     def stage_modules(self, layer: str) -> list[nn.Module]:
@@ -120,14 +124,28 @@ class Backbone(nn.Module):
         """Return the module whose output is stage `layer`'s feature map (for layer hooks)."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, layers: Sequence[str] = ("layer4",)) -> dict[str, torch.Tensor]:
-        """Return `{layer: feature map}` for the requested `layers`, running no deeper than needed."""
+    def forward(self, x: torch.Tensor, layers: Sequence[str] = ("layer4",), start: str = "layer1") -> dict[str, torch.Tensor]:
+        """Return `{layer: feature map}` for the requested `layers`, running no deeper than needed.
+
+        With `start`, `x` is the feature map of the stage before `start` (see `stages`);
+        that stage may be among `layers`, earlier ones may not.
+        """
         wanted = set(layers)
         unknown = wanted - set(LAYERS)
         if unknown:
             raise ValueError(f"Unknown layers {sorted(unknown)}; choose from {', '.join(LAYERS)}.")
+        if start not in LAYERS:
+            raise ValueError(f"Unknown start stage {start!r}; choose from {', '.join(LAYERS)}.")
+        first = LAYERS.index(start)
         maps = {}
-        for name, fmap in self.stages(x):
+        if first > 0 and LAYERS[first - 1] in wanted:
+            maps[LAYERS[first - 1]] = x
+        too_early = sorted(name for name in wanted if LAYERS.index(name) < first - 1)
+        if too_early:
+            raise ValueError(f"Starting at {start}, the layers {too_early} have already been computed and are not available.")
+        if len(maps) == len(wanted):
+            return maps
+        for name, fmap in self.stages(x, start):
             if name in wanted:
                 maps[name] = fmap
                 if len(maps) == len(wanted):
@@ -141,6 +159,8 @@ class _EfficientNetBackbone(Backbone):
     _stage_ends = {blocks[-1]: name for name, blocks in _stage_blocks.items()}
 
     def stage_modules(self, layer):
+        if layer == "layer1":  # the stem belongs to the first stage
+            return [self.net._conv_stem, self.net._bn0] + [self.net._blocks[i] for i in self._stage_blocks[layer]]
         if layer == "layer4":
             return [self.net._blocks[i] for i in range(11, len(self.net._blocks))] + [self.net._conv_head, self.net._bn1]
         return [self.net._blocks[i] for i in self._stage_blocks[layer]]
@@ -150,12 +170,14 @@ class _EfficientNetBackbone(Backbone):
         # the batch norm before it carries the same spatial map
         return self.net._bn1 if layer == "layer4" else self.net._blocks[self._stage_blocks[layer][-1]]
 
-    def stages(self, x):
+    def stages(self, x, start="layer1"):
         net = self.net
-        x = net._swish(net._bn0(net._conv_stem(x)))
+        if start == "layer1":
+            x = net._swish(net._bn0(net._conv_stem(x)))
+        first = 11 if start == "layer4" else self._stage_blocks[start][0]
         rate = net._global_params.drop_connect_rate
-        for idx, block in enumerate(net._blocks):
-            x = block(x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
+        for idx in range(first, len(net._blocks)):
+            x = net._blocks[idx](x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
             if idx in self._stage_ends:
                 yield self._stage_ends[idx], x
         yield "layer4", net._swish(net._bn1(net._conv_head(x)))
@@ -163,15 +185,18 @@ class _EfficientNetBackbone(Backbone):
 
 class _ResNetBackbone(Backbone):
     def stage_modules(self, layer):
+        if layer == "layer1":  # the stem belongs to the first stage
+            return [self.net.conv1, self.net.bn1, self.net.layer1]
         return [getattr(self.net, layer)]
 
     def stage_output_module(self, layer):
         return getattr(self.net, layer)
 
-    def stages(self, x):
+    def stages(self, x, start="layer1"):
         net = self.net
-        x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
-        for name in LAYERS:
+        if start == "layer1":
+            x = net.maxpool(net.relu(net.bn1(net.conv1(x))))
+        for name in LAYERS[LAYERS.index(start):]:
             x = getattr(net, name)(x)
             yield name, x
 
@@ -247,14 +272,18 @@ class Embedder(nn.Module):
         kind, out_dim = self.head_config["kind"], self.head_config.get("out_dim")
         return self.feature_dim if kind == "none" or not out_dim else out_dim
 
-    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the concatenated, per-stage L2-normalised pooled features (before the head)."""
-        maps = self.backbone(x, self.layers)
+    def pooled_features(self, x: torch.Tensor, start: str = "layer1") -> torch.Tensor:
+        """Return the concatenated, per-stage L2-normalised pooled features (before the head).
+
+        With `start`, `x` is the feature map of the stage before `start` (see `Backbone.stages`).
+        """
+        maps = self.backbone(x, self.layers, start)
         return torch.cat([F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers], dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return `N x dim` L2-normalised embeddings of a normalised image batch."""
-        return F.normalize(self.head(self.pooled_features(x)), dim=1)
+    def forward(self, x: torch.Tensor, start: str = "layer1") -> torch.Tensor:
+        """Return `N x dim` L2-normalised embeddings of a normalised image batch
+        (or, with `start`, of the feature maps of the stage before `start`)."""
+        return F.normalize(self.head(self.pooled_features(x, start)), dim=1)
 
     def describe(self) -> dict:
         """Return what identifies this model (for reports and cache keys), without weights."""

@@ -11,6 +11,7 @@ state (projector, optimiser, step), so `--resume` continues exactly where it sto
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torchvision
 import torchvision.transforms.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
@@ -32,7 +34,7 @@ from .pairs import IMAGE_EXTENSIONS, DatasetError, open_rgb
 from .progress import progress
 from .transforms import BatchTwoViewAugment, Preprocessing, TwoViewTransform
 
-__all__ = ["BarlowTwins", "ImageFolderImages", "PretrainConfig", "build_projector", "pretrain"]
+__all__ = ["BarlowTwins", "ImageFolderImages", "PretrainConfig", "build_projector", "decode_batch", "pretrain"]
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,11 @@ class ImageFolderImages(Dataset):
 
     Pairing and labels are ignored: self-supervised pretraining needs images only. With
     `two_views`, an item is the pair of augmented views (CPU augmentation); else it is the
-    image resized and centre-cropped to `size` as a `uint8` tensor, for `BatchTwoViewAugment`.
+    image resized and centre-cropped to `size` as a `uint8` tensor, for `BatchTwoViewAugment`;
+    with `raw_bytes`, it is the file's bytes, for `decode_batch` on the GPU.
     """
 
-    def __init__(self, root: str | Path, size: int, two_views: bool = True):
+    def __init__(self, root: str | Path, size: int, two_views: bool = True, raw_bytes: bool = False):
         root = Path(root)
         if not root.is_dir():
             raise DatasetError(f"The image folder {root} does not exist.")
@@ -86,19 +89,60 @@ class ImageFolderImages(Dataset):
                             and not any(part.startswith(".") for part in p.relative_to(root).parts))
         if not self.paths:
             raise DatasetError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}.")
-        self.two_views = two_views
-        self.views = TwoViewTransform(size) if two_views else None
+        self.two_views, self.raw_bytes = two_views and not raw_bytes, raw_bytes
+        self.views = TwoViewTransform(size) if self.two_views else None
         self.size = round(size * 1.14)  # room for the batched random crops
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int):
+        if self.raw_bytes:
+            return torchvision.io.read_file(str(self.paths[i]))
         image = open_rgb(self.paths[i])
         if self.two_views:
             return self.views(image)
         image = TF.center_crop(TF.resize(image, self.size, antialias=True), self.size)
         return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+
+
+def _is_jpeg(data: torch.Tensor) -> bool:
+    return len(data) > 2 and int(data[0]) == 0xFF and int(data[1]) == 0xD8
+
+
+def _resize_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    image = TF.resize(image, size, antialias=True)
+    return TF.center_crop(image, size)
+
+
+def decode_batch(files: list[torch.Tensor], size: int, device: torch.device | str) -> torch.Tensor:
+    """Return the images in `files` (encoded bytes, as `read_file` gives them) as `N x 3 x size x size`
+    uint8 on `device`: resized (shorter side) and centre-cropped, like `ImageFolderImages` without views.
+
+    JPEGs are decoded on `device` in one call (nvJPEG on a GPU), so that data-loader
+    workers only read files; other formats, and any JPEG the decoder refuses (CMYK, broken
+    headers), go through PIL on the CPU.
+    """
+    device = torch.device(device)
+    out: list[torch.Tensor | None] = [None] * len(files)
+    jpegs = [i for i, data in enumerate(files) if _is_jpeg(data)]
+    if jpegs:
+        try:
+            decoded = torchvision.io.decode_jpeg([files[i] for i in jpegs], mode=torchvision.io.ImageReadMode.RGB,
+                                                 device=device, apply_exif_orientation=True)
+            for i, image in zip(jpegs, decoded):
+                out[i] = _resize_crop(image, size)
+        except RuntimeError as err:  # one bad file fails the whole call: fall back to PIL for all
+            log.debug("Batched JPEG decoding failed (%s); decoding with PIL", err)
+    for i, image in enumerate(out):
+        if image is None:
+            pil = open_rgb(io.BytesIO(files[i].numpy().tobytes()))
+            out[i] = _resize_crop(torch.from_numpy(np.array(pil)).permute(2, 0, 1).to(device), size)
+    return torch.stack(out)
+
+
+def _as_list(batch: list) -> list:
+    return batch
 
 
 @dataclass(frozen=True)
@@ -194,7 +238,9 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
         if world > 1 else model
     if config.compile:
         trainer = torch.compile(trainer)
-    data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu")
+    # --augment gpu on a GPU: workers only read files; JPEGs are decoded and augmented on the device
+    gpu_decode = config.augment == "gpu" and device.type == "cuda"
+    data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu", raw_bytes=gpu_decode)
     gpu_augment = BatchTwoViewAugment(config.image_size).to(device) if config.augment == "gpu" else None
     steps_per_epoch = max(1, len(data) // (config.batch_size * world))
     total_steps = min(config.max_steps or config.epochs * steps_per_epoch, config.epochs * steps_per_epoch)
@@ -212,14 +258,16 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
             else RandomSampler(data, generator=generator)
         loader = DataLoader(data, batch_size=config.batch_size, sampler=sampler, drop_last=True,
                             num_workers=config.workers, generator=generator, pin_memory=device.type == "cuda",
-                            persistent_workers=False)
+                            persistent_workers=False, collate_fn=_as_list if gpu_decode else None)
         trainer.train()
         tick, seen = time.perf_counter(), 0
         for batch in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                               disable=rank != 0):
             if step >= total_steps:
                 break
-            if gpu_augment is not None:
+            if gpu_decode:
+                view_1, view_2 = gpu_augment(decode_batch(batch, data.size, device), generator=None)
+            elif gpu_augment is not None:
                 view_1, view_2 = gpu_augment(batch.to(device, non_blocking=True), generator=None)
             else:
                 view_1, view_2 = (v.to(device, non_blocking=True) for v in batch)

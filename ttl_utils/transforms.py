@@ -16,7 +16,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import nn
 
-__all__ = ["BARLOW_TWINS_VIEWS", "BatchTwoViewAugment", "BatchViewAugment", "IMAGENET_MEAN", "IMAGENET_STD",
+__all__ = ["BARLOW_TWINS_VIEWS", "PairAugmentation", "BatchTwoViewAugment", "BatchViewAugment", "IMAGENET_MEAN", "IMAGENET_STD",
            "Preprocessing", "TwoViewTransform", "ViewAugmentation"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -107,6 +107,39 @@ class TwoViewTransform:
     def __call__(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
         """Return `(view_1, view_2)` of `image`."""
         return self.views[0](image), self.views[1](image)
+
+
+class PairAugmentation:
+    """The fine-tuning augmentation for TTL images (CPU, PIL in, normalised tensor out).
+
+    TTL matches are about shape, colour and texture, so the views stay close to the image:
+    a random resized crop keeping at least `min_scale` of it, a horizontal flip, and a mild
+    colour jitter (brightness and contrast 0.2, saturation 0.1, hue 0.02) half of the time;
+    no greyscale, blur or solarisation, which would erase what the pair shares.
+
+    >>> PairAugmentation(64)(Image.new("RGB", (80, 100))).shape
+    torch.Size([3, 64, 64])
+    """
+
+    def __init__(self, size: int = 224, min_scale: float = 0.5, jitter_p: float = 0.5,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        from torchvision.transforms import v2
+
+        if not 0 < min_scale <= 1:
+            raise ValueError(f"min_scale must be in (0, 1], got {min_scale}.")
+        self.size, self.min_scale, self.jitter_p = size, min_scale, jitter_p
+        self.transform = v2.Compose([
+            v2.RandomResizedCrop(size, scale=(min_scale, 1.0), ratio=(3 / 4, 4 / 3), antialias=True),
+            v2.RandomHorizontalFlip(p=0.5),
+            v2.RandomApply([v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.1, hue=0.02)], p=jitter_p),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ])
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        """Return one augmented view of `image`."""
+        return self.transform(image)
 
 
 def _rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,138 @@
+"""Triplet fine-tuning: settings, the cached trunk, a short run that learns, resume, the command line."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import write_csv_layout, write_official
+
+from ttl_utils.cli import main
+from ttl_utils.demo import make_demo_pairs
+from ttl_utils.evaluation import embed_pairs
+from ttl_utils.finetune import FinetuneConfig, _top, build_model, finetune, state_path, trunk_inputs
+from ttl_utils.models import build_embedder, load_checkpoint
+from ttl_utils.splits import split_pairs
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return split_pairs(make_demo_pairs(100, 48, seed=11), val=0.3, test=0.1, save=False)  # 60 / 30 / 10
+
+
+def config(out, **kwargs):
+    settings = dict(out=str(out), image_size=48, batch_size=16, epochs=2, views=2, workers=0, patience=5)
+    return FinetuneConfig(**{**settings, **kwargs})
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"unfreeze": 5}, "unfreeze must be between 0 and 4"),
+    ({"miner": "random"}, "Unknown miner"),
+    ({"loss": "arcface"}, "Unknown loss"),
+    ({"unfreeze": 0, "head": "none"}, "nothing to train"),
+    ({"epochs": 0}, "Need epochs >= 1"),
+])
+def test_bad_settings_are_refused(settings, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        config(tmp_path / "ft.pt", **settings)
+
+
+def test_the_model_starts_as_the_zero_shot_embedder():
+    model = build_model(FinetuneConfig(out="x.pt", unfreeze=1, head="linear"))
+    zero_shot = build_embedder("efficientnet_lite0")
+    x = torch.randn(2, 3, 64, 64)
+    assert torch.allclose(model(x), zero_shot(x), atol=1e-5)
+    assert build_model(FinetuneConfig(out="x.pt", head="mlp", out_dim=32)).dim == 32
+
+
+@pytest.mark.parametrize("unfreeze", [0, 1, 2])
+def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, demo):
+    cfg = config("x.pt", unfreeze=unfreeze)
+    model = build_model(cfg)
+    inputs = trunk_inputs(model, demo["val"], cfg, augmented=True)
+    n_val = len(demo["val"])
+    first = inputs["left"].shape
+    assert first[:2] == (n_val, 3)  # clean view and 2 augmented views
+    assert (len(first) == 3) == (unfreeze == 0)  # vectors for a frozen backbone, maps otherwise
+    with torch.no_grad():
+        from_cache = _top(model, inputs["left"][:, 0].float(), cfg)
+    direct, _ = embed_pairs(model, model_preprocessing(cfg), demo["val"], num_workers=0, cache=False)
+    assert torch.allclose(from_cache, direct, atol=2e-2)  # the cache is float16
+    # augmented views differ from the clean one and from each other
+    assert not torch.allclose(inputs["left"][:, 1], inputs["left"][:, 0])
+    assert not torch.allclose(inputs["left"][:, 1], inputs["left"][:, 2])
+    # computed once: the second call reads the cache
+    again = trunk_inputs(model, demo["val"], cfg, augmented=True)
+    assert torch.equal(again["right"], inputs["right"])
+
+
+def model_preprocessing(cfg):
+    from ttl_utils.transforms import Preprocessing
+    return Preprocessing.for_size(cfg.image_size)
+
+
+def test_a_short_run_raises_validation_recall_and_keeps_frozen_stages(demo, tmp_path):
+    cfg = config(tmp_path / "ft.pt", unfreeze=1, epochs=4, miner="semihard", lr=3e-3, backbone_lr=1e-3, select_k=5)
+    result = finetune(cfg, demo["train"], demo["val"])
+    first, best = result.history[0], result.best
+    assert first["epoch"] == 0 and first["train_loss"] is None
+    assert best["val_r5"] > first["val_r5"] and best["val_mrr"] > first["val_mrr"]
+    assert result.best_epoch == max(range(1, 5), key=lambda e: (result.history[e]["val_r5"], -e))
+    embedder, pre, extra = load_checkpoint(result.checkpoint)
+    assert pre.crop == 48 and extra["finetune"]["epoch"] == result.best_epoch
+    start = build_embedder("efficientnet_lite0")
+    trained, original = embedder.state_dict(), start.state_dict()
+    assert torch.equal(trained["backbone.net._conv_stem.weight"], original["backbone.net._conv_stem.weight"])
+    assert torch.equal(trained["backbone.net._blocks.10._project_conv.weight"],
+                       original["backbone.net._blocks.10._project_conv.weight"])
+    assert not torch.equal(trained["backbone.net._conv_head.weight"], original["backbone.net._conv_head.weight"])
+    assert not torch.equal(trained["head.weight"], torch.eye(1280))
+
+
+@pytest.mark.parametrize("settings", [{"unfreeze": 0, "loss": "infonce"}, {"unfreeze": 1, "miner": "hard"}])
+def test_resume_reproduces_an_uninterrupted_run(settings, demo, tmp_path):
+    small = {"image_size": 32, **settings}
+    straight = finetune(config(tmp_path / "a.pt", epochs=2, **small), demo["train"], demo["val"])
+    finetune(config(tmp_path / "b.pt", epochs=1, **small), demo["train"], demo["val"])
+    resumed = finetune(config(tmp_path / "b.pt", epochs=2, **small), demo["train"], demo["val"], resume=True)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    a = torch.load(state_path(tmp_path / "a.pt"), weights_only=True)["state_dict"]
+    b = torch.load(state_path(tmp_path / "b.pt"), weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_without_a_state_or_with_other_settings_says_so(demo, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no training state"):
+        finetune(config(tmp_path / "none.pt"), demo["train"], demo["val"], resume=True)
+    finetune(config(tmp_path / "a.pt", image_size=32, unfreeze=0, epochs=1), demo["train"], None)
+    with pytest.raises(ValueError, match="trained with other settings miner='semihard' \\(now 'hard'\\)"):
+        finetune(config(tmp_path / "a.pt", image_size=32, unfreeze=0, epochs=2, miner="hard"), demo["train"], None,
+                 resume=True)
+
+
+def test_training_on_fresh_views_without_a_cache(demo, tmp_path):
+    cfg = config(tmp_path / "online.pt", unfreeze=1, views=0, epochs=1)
+    result = finetune(cfg, demo["train"], None)
+    assert result.best_epoch == 1 and len(result.history) == 2 and result.history[1]["train_loss"] > 0
+    assert load_checkpoint(result.checkpoint)[2]["finetune"]["config"]["views"] == 0
+
+
+@pytest.mark.parametrize("train_layout, eval_layout", [("official", "csv"), ("csv", "official")])
+def test_train_on_one_dataset_and_evaluate_on_another(train_layout, eval_layout, tmp_path, capsys):
+    writers = {"official": write_official, "csv": write_csv_layout}
+    a = writers[train_layout](tmp_path / "a", n=8)
+    b = writers[eval_layout](tmp_path / "b", n=6)
+    ckpt = tmp_path / "ft.pt"
+    assert main(["-q", "finetune", "--data", str(a), "--split", "all", "--out", str(ckpt), "--epochs", "1",
+                 "--image-size", "32", "--batch-size", "4", "--views", "1", "--workers", "0", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "Best epoch 1" in out and f"Wrote {ckpt}" in out
+    assert main(["-q", "evaluate", "--data", str(b), "--split", "all", "--checkpoint", str(ckpt),
+                 "--workers", "0", "--device", "cpu"]) == 0
+    report = capsys.readouterr().out
+    assert "R@1" in report and "6 queries among 6 candidates" in report
+
+
+def test_finetune_command_rejects_a_missing_init(tmp_path, capsys):
+    code = main(["finetune", "--data", str(write_official(tmp_path / "a")), "--init", str(tmp_path / "missing.pt"),
+                 "--out", str(tmp_path / "ft.pt")])
+    assert code == 2 and "--init: no checkpoint at" in capsys.readouterr().err
