@@ -1,6 +1,7 @@
 """Execute the numbered notebooks in order, in place, and report how long each took.
 
 Used by `make figures`; the profile comes from TTL_PROFILE (default: cpu, or gpu with CUDA).
+`python tools/run_notebooks.py 03 05` runs only the notebooks whose names start with those.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
-def main() -> int:
-    notebooks = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+def main(selected: list[str]) -> int:
+    notebooks = [path for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+                 if not selected or any(path.name.startswith(prefix) for prefix in selected)]
     if not notebooks:
         print(f"No notebooks yet in {NOTEBOOKS}: nothing to run.")
         return 0
@@ -39,4 +41,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -10,8 +10,8 @@ vectors and an epoch takes a fraction of a second on a CPU; with `unfreeze=1` it
 the `layer3` maps and an epoch of 700 pairs takes about 10 s on 2 cores. With `views=0`
 (or `unfreeze=4`) every step augments images afresh and runs the whole network.
 
-Each epoch ends with R@k on the validation pairs; the best epoch is kept (early stopping
-after `patience` epochs without gain) and written to `out` in the checkpoint format that
+Each epoch ends with R@k on the validation pairs; the best epoch is kept (ties broken by
+the mean reciprocal rank; early stopping after `patience` epochs without gain) and written to `out` in the checkpoint format that
 `evaluate --checkpoint` reads. The training state (current weights, optimiser, history)
 goes to `<out>.state.pt` after every epoch, atomically; `resume=True` continues from it
 and reproduces an uninterrupted run, because every epoch's shuffling and view choice
@@ -415,7 +415,9 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
         record["seconds"] = round(time.perf_counter() - tick, 2)
         history.append(record)
         log.info(json.dumps(record))
-        improved = val_inputs is None or record[key] > best.get(key, history[0].get(key, -1.0))
+        # R@k decides; on a tie (R@k saturates on easy data) the mean reciprocal rank does
+        reference = best or history[0]
+        improved = val_inputs is None or (record[key], record["val_mrr"]) > (reference[key], reference["val_mrr"])
         if improved:
             best, best_epoch, bad_epochs = record, epoch + 1, 0
             save_checkpoint(config.out, embedder, preprocessing, finetune={
@@ -441,6 +443,7 @@ def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None 
     again costs seconds, and notebook 06 finds notebook 05's model.
     """
     settings = {k: v for k, v in asdict(config).items() if k not in ("out", "workers", "device")}
+    settings["version"] = 2  # of the training code: a change of what it computes must bump it
     data = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
     out = cache_path("finetune", settings=settings, data=data)
     config = replace(config, out=str(out))
