@@ -131,7 +131,7 @@ def test_train_on_one_dataset_and_evaluate_on_another(train_layout, eval_layout,
     assert main(["-q", "evaluate", "--data", str(b), "--split", "all", "--checkpoint", str(ckpt),
                  "--workers", "0", "--device", "cpu"]) == 0
     report = capsys.readouterr().out
-    assert "R@1" in report and "6 queries among 6 candidates" in report
+    assert "R@1" in report and "6 queries among 6 candidates" in report and "(imagenet+finetune)" in report
 
 
 def test_finetune_command_rejects_a_missing_init(tmp_path, capsys):

@@ -132,6 +132,8 @@ def build_model(config: FinetuneConfig) -> Embedder:
             log.info("Using the backbone of %s; its layers %s are replaced by layer4", config.init, source.layers)
     else:
         backbone = build_backbone(config.backbone, "imagenet")
+    if not str(backbone.weights).endswith("+finetune"):  # reports and checkpoints say what the weights are
+        backbone.weights = f"{backbone.weights}+finetune"
     head = {"kind": config.head}
     if config.head != "none":
         head.update(out_dim=config.out_dim, identity_init=config.identity_init and config.head == "linear")
