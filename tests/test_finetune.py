@@ -30,6 +30,9 @@ def config(out, **kwargs):
     ({"loss": "arcface"}, "Unknown loss"),
     ({"unfreeze": 0, "head": "none"}, "nothing to train"),
     ({"epochs": 0}, "Need epochs >= 1"),
+    ({"layers": ("layer9",)}, "layers must name stages among layer1"),
+    ({"layers": ()}, "layers must name stages"),
+    ({"unfreeze": 1, "layers": ("layer2", "layer4")}, r"cached trunk ends at layer3: layers \['layer2'\] come before"),
 ])
 def test_bad_settings_are_refused(settings, message, tmp_path):
     with pytest.raises(ValueError, match=message):
@@ -37,22 +40,30 @@ def test_bad_settings_are_refused(settings, message, tmp_path):
 
 
 def test_the_model_starts_as_the_zero_shot_embedder():
-    model = build_model(FinetuneConfig(out="x.pt", unfreeze=1, head="linear"))
-    zero_shot = build_embedder("efficientnet_lite0")
     x = torch.randn(2, 3, 64, 64)
-    assert torch.allclose(model(x), zero_shot(x), atol=1e-5)
+    for layers in (("layer4",), ("layer3", "layer4")):
+        model = build_model(FinetuneConfig(out="x.pt", unfreeze=1, head="linear", layers=layers))
+        zero_shot = build_embedder("efficientnet_lite0", layers=layers)
+        assert torch.allclose(model(x), zero_shot(x), atol=1e-5)
+    assert FinetuneConfig(out="x.pt").layers == ("layer3", "layer4") and FinetuneConfig(out="x.pt").loss == "infonce"
     assert build_model(FinetuneConfig(out="x.pt", head="mlp", out_dim=32)).dim == 32
 
 
-@pytest.mark.parametrize("unfreeze", [0, 1, 2])
-def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, demo):
-    cfg = config("x.pt", unfreeze=unfreeze)
+@pytest.mark.parametrize("unfreeze, layers", [(0, ("layer4",)), (1, ("layer4",)), (2, ("layer4",)),
+                                             (1, ("layer3", "layer4")), (0, ("layer2", "layer4"))])
+def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, demo):
+    # the last case comes after the layer3 and layer2 maps are cached: the pooled layer2 features
+    # cannot be derived from the layer3 maps, so the layer2 maps (or the images) are used
+    cfg = config("x.pt", unfreeze=unfreeze, layers=layers)
     model = build_model(cfg)
     inputs = trunk_inputs(model, demo["val"], cfg, augmented=True)
     n_val = len(demo["val"])
     first = inputs["left"].shape
     assert first[:2] == (n_val, 3)  # clean view and 2 augmented views
     assert (len(first) == 3) == (unfreeze == 0)  # vectors for a frozen backbone, maps otherwise
+    assert model.feature_dim == sum(model.backbone.info.stage_dims[layer] for layer in layers)
+    if unfreeze == 0:
+        assert first[2] == model.feature_dim
     with torch.no_grad():
         from_cache = _top(model, inputs["left"][:, 0].float(), cfg)
     direct, _ = embed_pairs(model, model_preprocessing(cfg), demo["val"], num_workers=0, cache=False)
@@ -70,8 +81,10 @@ def model_preprocessing(cfg):
     return Preprocessing.for_size(cfg.image_size)
 
 
-def test_a_short_run_raises_validation_recall_and_keeps_frozen_stages(demo, tmp_path):
-    cfg = config(tmp_path / "ft.pt", unfreeze=1, epochs=4, miner="semihard", lr=3e-3, backbone_lr=1e-3, select_k=5)
+@pytest.mark.parametrize("loss", ["triplet", "infonce"])
+def test_a_short_run_raises_validation_recall_and_keeps_frozen_stages(loss, demo, tmp_path):
+    cfg = config(tmp_path / "ft.pt", unfreeze=1, epochs=4, loss=loss, miner="semihard", lr=3e-3, backbone_lr=1e-3,
+                 select_k=5)
     result = finetune(cfg, demo["train"], demo["val"])
     first, best = result.history[0], result.best
     assert first["epoch"] == 0 and first["train_loss"] is None
@@ -87,10 +100,12 @@ def test_a_short_run_raises_validation_recall_and_keeps_frozen_stages(demo, tmp_
     assert torch.equal(trained["backbone.net._blocks.10._project_conv.weight"],
                        original["backbone.net._blocks.10._project_conv.weight"])
     assert not torch.equal(trained["backbone.net._conv_head.weight"], original["backbone.net._conv_head.weight"])
-    assert not torch.equal(trained["head.weight"], torch.eye(1280))
+    assert trained["head.weight"].shape == (112 + 1280, 112 + 1280)  # the default layers: layer3 and layer4
+    assert not torch.equal(trained["head.weight"], torch.eye(112 + 1280))
 
 
-@pytest.mark.parametrize("settings", [{"unfreeze": 0, "loss": "infonce"}, {"unfreeze": 1, "miner": "hard"}])
+@pytest.mark.parametrize("settings", [{"unfreeze": 0, "loss": "infonce"},
+                                      {"unfreeze": 1, "loss": "triplet", "miner": "hard"}])
 def test_resume_reproduces_an_uninterrupted_run(settings, demo, tmp_path):
     small = {"image_size": 32, **settings}
     straight = finetune(config(tmp_path / "a.pt", epochs=2, **small), demo["train"], demo["val"])
@@ -109,6 +124,19 @@ def test_resume_without_a_state_or_with_other_settings_says_so(demo, tmp_path):
     with pytest.raises(ValueError, match="trained with other settings miner='semihard' \\(now 'hard'\\)"):
         finetune(config(tmp_path / "a.pt", image_size=32, unfreeze=0, epochs=2, miner="hard"), demo["train"], None,
                  resume=True)
+
+
+def test_multi_stage_features_train_and_load_back(demo, tmp_path):
+    cfg = config(tmp_path / "ms.pt", unfreeze=1, layers=("layer3", "layer4"), epochs=1)
+    model = build_model(cfg)
+    x = torch.randn(2, 3, 48, 48)
+    assert torch.allclose(model(x), build_embedder("efficientnet_lite0", layers=("layer3", "layer4"))(x), atol=1e-5)
+    result = finetune(cfg, demo["train"], None)
+    embedder, _, extra = load_checkpoint(result.checkpoint)
+    assert embedder.layers == ("layer3", "layer4") and embedder.dim == 112 + 1280
+    assert extra["finetune"]["config"]["layers"] == ("layer3", "layer4")
+    with torch.no_grad():
+        assert torch.allclose(embedder(x), result.embedder(x), atol=1e-6)
 
 
 def test_training_on_fresh_views_without_a_cache(demo, tmp_path):
@@ -132,6 +160,18 @@ def test_train_on_one_dataset_and_evaluate_on_another(train_layout, eval_layout,
                  "--workers", "0", "--device", "cpu"]) == 0
     report = capsys.readouterr().out
     assert "R@1" in report and "6 queries among 6 candidates" in report and "(imagenet+finetune)" in report
+
+
+def test_finetune_command_passes_layers_and_explains_bad_ones(tmp_path, capsys):
+    a = write_official(tmp_path / "a", n=8)
+    code = main(["finetune", "--data", str(a), "--split", "all", "--out", str(tmp_path / "ft.pt"),
+                 "--layers", "layer1,layer4", "--unfreeze", "2"])
+    assert code == 2 and "cached trunk ends at layer2: layers ['layer1'] come before it" in capsys.readouterr().err
+    ckpt = tmp_path / "ms.pt"
+    assert main(["-q", "finetune", "--data", str(a), "--split", "all", "--out", str(ckpt), "--epochs", "1",
+                 "--layers", "layer2,layer4", "--unfreeze", "0", "--image-size", "32", "--batch-size", "4",
+                 "--views", "1", "--workers", "0", "--device", "cpu"]) == 0
+    assert load_checkpoint(ckpt)[0].layers == ("layer2", "layer4")
 
 
 def test_finetune_command_rejects_a_missing_init(tmp_path, capsys):

@@ -21,6 +21,7 @@ from .data import resolve_pairs, write_pairs
 from .demo import make_demo_pairs
 from .download import DownloadError, download_ttl, install_archives
 from .evaluation import evaluate_model, format_report, summary
+from .finetune import LOSSES, FinetuneConfig, finetune
 from .models import BACKBONES, WeightsUnavailableError, build_embedder, load_checkpoint
 from .pairs import DatasetError
 from .splits import split_pairs
@@ -110,8 +111,6 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    from .finetune import FinetuneConfig, finetune
-
     profile = get_profile()
     device = args.device or _default_device()
     if device.startswith("cuda"):
@@ -131,7 +130,7 @@ def _finetune(args: argparse.Namespace) -> None:
         train, val = pairs, None
     config = FinetuneConfig(
         out=str(args.out), backbone=args.backbone or profile.backbone, init=str(args.init) if args.init else None,
-        unfreeze=args.unfreeze, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,
+        unfreeze=args.unfreeze, layers=args.layers, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,
         temperature=args.temperature, epochs=args.epochs or profile.epochs,
         batch_size=args.batch_size or profile.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         image_size=args.image_size or profile.image_size, views=args.views, select_k=args.select_k,
@@ -237,9 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--init", type=Path, default=None, help="start from a checkpoint of this project (e.g. pretrain's)")
     p.add_argument("--unfreeze", type=int, default=1, choices=range(0, 5),
                    help="how many of the backbone's last stages train (0: the head alone; default 1)")
+    p.add_argument("--layers", type=_layers, default=FinetuneConfig.layers,
+                   help="stages pooled under the head, comma-separated (default: layer3,layer4); with --unfreeze N "
+                        "none may come before the frozen part's last stage")
     p.add_argument("--head", choices=("none", "linear", "mlp"), default="linear",
                    help="projection head (linear starts as the identity)")
-    p.add_argument("--loss", choices=("triplet", "infonce"), default="triplet")
+    p.add_argument("--loss", choices=LOSSES, default=FinetuneConfig.loss,
+                   help="infonce (default; the better on held-out pairs) or triplet")
     p.add_argument("--miner", choices=("all", "semihard", "hard"), default="semihard",
                    help="in-batch triplet mining (hard: batch-hard)")
     p.add_argument("--margin", type=float, default=0.2, help="triplet margin (Euclidean, unit-length embeddings)")

@@ -1,6 +1,8 @@
-"""Fine-tuning an embedder on TTL pairs with a triplet (or InfoNCE) loss.
+"""Fine-tuning an embedder on TTL pairs with InfoNCE or a triplet loss.
 
-The model is a backbone with a projection head (`models.Embedder`). `unfreeze` says how
+The model is a backbone with a projection head (`models.Embedder`) on the pooled features
+of `layers` (by default `layer3` and `layer4`: on pairs held out from training, InfoNCE on
+both stages beat every other recipe tried; see `ablation`). `unfreeze` says how
 many of the backbone's last stages train (0: the head alone; 4: everything), at
 `backbone_lr`, lower than the head's `lr`. The frozen lower part is the *trunk*; what it
 computes does not change during training, so by default it runs once: on the clean image
@@ -49,6 +51,8 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_
 log = logging.getLogger(__name__)
 
 LOSSES = ("triplet", "infonce")
+_LATER_SETTINGS = {"layers": ("layer4",)}  # settings added after runs were cached, with the value those runs had:
+                                           # that value stays out of cache keys, so they are still found
 _RESUMABLE_CHANGES = {"epochs", "patience", "device", "workers", "cache", "out"}  # what may differ on resume
 
 
@@ -60,11 +64,12 @@ class FinetuneConfig:
     backbone: str = "efficientnet_lite0"
     init: str | None = None                # a checkpoint of this project (Barlow Twins, ...) instead of ImageNet
     unfreeze: int = 1                      # how many of the last backbone stages train (0-4)
+    layers: tuple[str, ...] = ("layer3", "layer4")  # stages pooled (each L2-normalised, concatenated) under the head
     head: str = "linear"                   # none | linear | mlp
     identity_init: bool = True             # start a linear head as the identity (the zero-shot model)
     out_dim: int | None = None             # head output size (default: the feature size)
-    loss: str = "triplet"                  # triplet | infonce
-    miner: str = "semihard"                # all | semihard | hard (batch-hard)
+    loss: str = "infonce"                  # infonce | triplet (held-out pairs favour InfoNCE: see ablation.py)
+    miner: str = "semihard"                # all | semihard | hard (batch-hard), for the triplet loss
     margin: float = 0.2
     temperature: float = 0.05
     epochs: int = 10
@@ -89,6 +94,16 @@ class FinetuneConfig:
             raise ValueError(f"Unknown loss {self.loss!r}; choose one of: {', '.join(LOSSES)}.")
         if self.miner not in MINERS:
             raise ValueError(f"Unknown miner {self.miner!r}; choose one of: {', '.join(MINERS)}.")
+        object.__setattr__(self, "layers", tuple(self.layers))  # a list from JSON or a saved state reads the same
+        unknown = [layer for layer in self.layers if layer not in LAYERS]
+        if unknown or not self.layers:
+            raise ValueError(f"layers must name stages among {', '.join(LAYERS)}; got {list(self.layers)}.")
+        if 0 < self.unfreeze < len(LAYERS):
+            cut = LAYERS[len(LAYERS) - 1 - self.unfreeze]  # the frozen trunk's last stage: its map is cached
+            early = [layer for layer in self.layers if LAYERS.index(layer) < LAYERS.index(cut)]
+            if early:
+                raise ValueError(f"With unfreeze {self.unfreeze} the cached trunk ends at {cut}: layers {early} come "
+                                 f"before it; unfreeze more stages or drop them.")
         if self.unfreeze == 0 and self.head == "none":
             raise ValueError("With a frozen backbone (unfreeze 0) there is nothing to train: choose head linear or mlp.")
         if self.epochs < 1 or self.batch_size < 2 or self.views < 0:
@@ -128,8 +143,9 @@ def build_model(config: FinetuneConfig) -> Embedder:
     if config.init:
         source = load_checkpoint(config.init)[0]
         backbone = source.backbone
-        if source.layers != ("layer4",):
-            log.info("Using the backbone of %s; its layers %s are replaced by layer4", config.init, source.layers)
+        if source.layers != config.layers:
+            log.info("Using the backbone of %s; its layers %s are replaced by %s", config.init, source.layers,
+                     config.layers)
     else:
         backbone = build_backbone(config.backbone, "imagenet")
     if not str(backbone.weights).endswith("+finetune"):  # reports and checkpoints say what the weights are
@@ -139,7 +155,7 @@ def build_model(config: FinetuneConfig) -> Embedder:
         head.update(out_dim=config.out_dim, identity_init=config.identity_init and config.head == "linear")
         if config.head == "mlp":
             head.pop("identity_init")
-    return Embedder(backbone, ("layer4",), head).eval()
+    return Embedder(backbone, config.layers, head).eval()
 
 
 # --- the frozen trunk and the trainable top -------------------------------------------------------
@@ -243,10 +259,12 @@ def trunk_inputs(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, aug
         log.info("Loaded the cached trunk outputs from %s", path)
         return load_torch(path)
     embedder.to(device).eval()
-    earlier = [cache_path("finetune-inputs", **key(u)) for u in range(config.unfreeze + 1, len(LAYERS))]
+    usable = [u for u in range(config.unfreeze + 1, len(LAYERS))  # a pooled cut needs every layer after the stored one
+              if config.unfreeze > 0 or all(LAYERS.index(layer) >= LAYERS.index(_cut(u)) for layer in embedder.layers)]
+    earlier = [cache_path("finetune-inputs", **key(u)) for u in usable]
     source = next((p for p in earlier if p.is_file()), None) if config.cache else None
     if source is not None:
-        cut = _cut(config.unfreeze + 1 + earlier.index(source))
+        cut = _cut(usable[earlier.index(source)])
         log.info("Deriving the trunk outputs from the cached %s maps in %s", cut, source)
         stored = load_torch(source)
         result = {side: _continue_trunk(embedder, stored[side], cut, config.unfreeze) for side in ("left", "right")}
@@ -445,6 +463,9 @@ def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None 
     again costs seconds, and notebook 06 finds notebook 05's model.
     """
     settings = {k: v for k, v in asdict(config).items() if k not in ("out", "workers", "device")}
+    for name, default in _LATER_SETTINGS.items():  # settings added later key a run only when changed,
+        if settings[name] == default:               # so that earlier runs stay found
+            del settings[name]
     settings["version"] = 2  # of the training code: a change of what it computes must bump it
     data = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
     out = cache_path("finetune", settings=settings, data=data)

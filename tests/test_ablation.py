@@ -1,0 +1,82 @@
+"""Comparing fine-tuning recipes on held-out training pairs: the split, the rows, the script."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_official
+
+from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_split
+from ttl_utils.demo import make_demo_pairs
+from ttl_utils.finetune import FinetuneConfig
+from ttl_utils.models import build_embedder, save_checkpoint
+from ttl_utils.transforms import Preprocessing
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+def test_inner_split_holds_out_the_last_pairs():
+    train = make_demo_pairs(10, 32, seed=3)
+    fit, held_out = inner_split(train, holdout=3)
+    assert fit.ids == train.ids[:7] and held_out.ids == train.ids[7:]
+    assert len({fit.fingerprint, held_out.fingerprint, train.fingerprint}) == 3
+    for bad in (0, 9, 10):
+        with pytest.raises(ValueError, match="holdout must leave at least 2 of the 10"):
+            inner_split(train, holdout=bad)
+
+
+def test_compare_variants_scores_each_against_zero_shot(tmp_path):
+    fit, held_out = inner_split(make_demo_pairs(40, 32, seed=5), holdout=12)
+    base = FinetuneConfig(out="", image_size=32, batch_size=8, epochs=2, views=1, workers=0, select_k=5)
+    rows = compare_variants(base, fit, held_out, ["triplet-frozen", "mine"], overrides={"mine": {"unfreeze": 0, "lr": 1e-2}},
+                            ks=(1, 5), n_bootstrap=50)
+    assert [row["variant"] for row in rows] == ["zero-shot", "triplet-frozen", "mine"]
+    assert "R@1 gain" not in rows[0] and all(0 <= rows[0][k] <= 1 for k in ("R@1", "R@5", "MRR"))
+    for row in rows[1:]:
+        diff, low, high = row["R@5 gain"]
+        assert low <= diff <= high and diff == pytest.approx(row["R@5"] - rows[0]["R@5"])
+        assert 0 <= row["epoch"] <= 2 and row["train s"] >= 0
+    assert rows[1]["R@1"] != rows[2]["R@1"] or rows[1]["MRR"] != rows[2]["MRR"]  # a ten times higher lr differs
+    table = format_rows(rows).splitlines()
+    assert table[0].startswith("| variant | R@1 | R@5 | MRR |") and len(table) == 5
+    assert table[2].startswith(f"| zero-shot | {rows[0]['R@1']:.3f} |")
+    with pytest.raises(ValueError, match=r"Unknown variants \['best'\]"):
+        compare_variants(base, fit, held_out, ["best"])
+
+
+def test_every_variant_is_a_valid_setting():
+    for name, settings in VARIANTS.items():
+        assert FinetuneConfig(out="", **settings), name
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("finetune_variants", TOOLS / "finetune_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_script_prints_the_table_and_explains_bad_input(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "a", n=20)
+    script = _script()
+    out = tmp_path / "rows.json"
+    assert script.main(["--data", str(data), "--holdout", "4", "--epochs", "1", "--workers", "0", "--json", str(out),
+                        "infonce-ms-frozen"]) == 0
+    printed = capsys.readouterr().out
+    assert "fitting on" in printed and "| zero-shot |" in printed and "| infonce-ms-frozen |" in printed
+    rows = json.loads(out.read_text())
+    assert [row["variant"] for row in rows] == ["zero-shot", "infonce-ms-frozen"] and np.isfinite(rows[1]["R@20"])
+    assert script.main(["--data", str(data), "--holdout", "50", "frozen"]) == 2
+    assert "holdout must leave" in capsys.readouterr().err
+    assert script.main(["--data", str(data), "--init", str(tmp_path / "none.pt"), "frozen"]) == 2
+    assert "--init: no checkpoint at" in capsys.readouterr().err
+    start = save_checkpoint(tmp_path / "start.pt", build_embedder("efficientnet_lite0"), Preprocessing.for_size(64))
+    assert script.main(["--data", str(data), "--holdout", "4", "--epochs", "1", "--workers", "0", "--init", str(start),
+                        "infonce-ms-frozen"]) == 0
+    printed = capsys.readouterr().out
+    assert "| infonce-ms-frozen@init |" in printed and "| infonce-ms-frozen |" not in printed
