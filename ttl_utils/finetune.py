@@ -408,9 +408,9 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
         log.info("Before training: %s", json.dumps(history[0]))
     key = f"val_r{config.select_k}"
     data = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
-    log.info("Fine-tuning %s (%d stages unfrozen, head %s, %s loss%s) on %d pairs", embedder.backbone.name,
-             config.unfreeze, config.head, config.loss, f", {config.miner} miner" if config.loss == "triplet" else "",
-             len(train))
+    log.info("Fine-tuning %s (%d stages unfrozen, head %s on %s, %s loss%s) on %d pairs", embedder.backbone.name,
+             config.unfreeze, config.head, "+".join(config.layers), config.loss,
+             f", {config.miner} miner" if config.loss == "triplet" else "", len(train))
     for epoch in range(start_epoch, config.epochs):
         if val_inputs is not None and bad_epochs >= config.patience:
             log.info("Stopping early: no gain in %s for %d epochs", key, config.patience)
