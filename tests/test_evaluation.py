@@ -87,6 +87,17 @@ def test_cli_evaluate_on_a_pairs_csv_folder_with_a_checkpoint(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["n_queries"] == 24 and result["model"]["layers"] == ["layer3"]
     assert result["preprocessing"]["crop"] == 32
+    assert main(["evaluate", "--data", str(root), "--checkpoint", str(ckpt), "--grid", "2"]) == 2
+    assert "a checkpoint keeps the grid it was trained with" in capsys.readouterr().err
+
+
+def test_cli_evaluate_with_a_grid_reports_it(tmp_path, capsys):
+    root = write_csv_layout(tmp_path / "csv", n=12)
+    out = tmp_path / "o.json"
+    assert main(["-q", "evaluate", "--data", str(root), "--split", "all", "--grid", "3", "--image-size", "64",
+                 "--workers", "0", "--no-cache", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["model"]["grid"] == 3
+    assert "layer4 + 3x3 grid, 64 px" in capsys.readouterr().out
 
 
 def test_cli_evaluate_errors(tmp_path, capsys, monkeypatch):

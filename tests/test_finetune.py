@@ -49,12 +49,13 @@ def test_the_model_starts_as_the_zero_shot_embedder():
     assert build_model(FinetuneConfig(out="x.pt", head="mlp", out_dim=32)).dim == 32
 
 
-@pytest.mark.parametrize("unfreeze, layers", [(0, ("layer4",)), (1, ("layer4",)), (2, ("layer4",)),
-                                             (1, ("layer3", "layer4")), (0, ("layer2", "layer4"))])
-def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, demo):
-    # the last case comes after the layer3 and layer2 maps are cached: the pooled layer2 features
-    # cannot be derived from the layer3 maps, so the layer2 maps (or the images) are used
-    cfg = config("x.pt", unfreeze=unfreeze, layers=layers)
+@pytest.mark.parametrize("unfreeze, layers, grid", [(0, ("layer4",), 0), (1, ("layer4",), 0), (2, ("layer4",), 0),
+                                                   (1, ("layer3", "layer4"), 0), (0, ("layer2", "layer4"), 0),
+                                                   (1, ("layer3", "layer4"), 2), (0, ("layer3", "layer4"), 2)])
+def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, grid, demo):
+    # the (0, layer2 + layer4) case comes after the layer3 and layer2 maps are cached: the pooled layer2
+    # features cannot be derived from the layer3 maps, so the layer2 maps (or the images) are used
+    cfg = config("x.pt", unfreeze=unfreeze, layers=layers, grid=grid)
     model = build_model(cfg)
     inputs = trunk_inputs(model, demo["val"], cfg, augmented=True)
     n_val = len(demo["val"])
@@ -62,8 +63,8 @@ def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, d
     assert first[:2] == (n_val, 3)  # clean view and 2 augmented views
     assert (len(first) == 3) == (unfreeze == 0)  # vectors for a frozen backbone, maps otherwise
     assert model.feature_dim == sum(model.backbone.info.stage_dims[layer] for layer in layers)
-    if unfreeze == 0:
-        assert first[2] == model.feature_dim
+    if unfreeze == 0:  # the pooled features, then the grid cells
+        assert first[2] == model.feature_dim + grid ** 2 * model.backbone.info.stage_dims["layer4"]
     with torch.no_grad():
         from_cache = _top(model, inputs["left"][:, 0].float(), cfg)
     direct, _ = embed_pairs(model, model_preprocessing(cfg), demo["val"], num_workers=0, cache=False)
@@ -137,6 +138,22 @@ def test_multi_stage_features_train_and_load_back(demo, tmp_path):
     assert extra["finetune"]["config"]["layers"] == ("layer3", "layer4")
     with torch.no_grad():
         assert torch.allclose(embedder(x), result.embedder(x), atol=1e-6)
+
+
+def test_a_grid_model_trains_both_parts_and_loads_back(demo, tmp_path):
+    cfg = config(tmp_path / "grid.pt", unfreeze=1, grid=2, epochs=1, lr=3e-3, backbone_lr=1e-3)
+    model = build_model(cfg)
+    x = torch.randn(2, 3, 48, 48)
+    zero_shot = build_embedder("efficientnet_lite0", layers=("layer3", "layer4"), grid=2)
+    assert torch.allclose(model(x), zero_shot(x), atol=1e-5)
+    result = finetune(cfg, demo["train"], None)
+    embedder, _, extra = load_checkpoint(result.checkpoint)
+    assert embedder.grid == 2 and embedder.dim == 112 + 1280 + 4 * 1280 and extra["finetune"]["config"]["grid"] == 2
+    with torch.no_grad():
+        after, before = embedder(x), zero_shot(x)
+    head_dim = 112 + 1280
+    assert not torch.allclose(after[:, :head_dim], before[:, :head_dim], atol=1e-4)  # the head and layer4 learned
+    assert not torch.allclose(after[:, head_dim:], before[:, head_dim:], atol=1e-4)  # and so did layer4's cells
 
 
 def test_training_on_fresh_views_without_a_cache(demo, tmp_path):

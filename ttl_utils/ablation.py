@@ -39,6 +39,8 @@ VARIANTS: dict[str, dict] = {
     "infonce-ms234-unfreeze2": {"loss": "infonce", "layers": ("layer2", "layer3", "layer4"), "unfreeze": 2},
     "infonce-ms-batch128": {"loss": "infonce", "layers": _MS, "batch_size": 128},
     "infonce-ms-t0.1": {"loss": "infonce", "layers": _MS, "temperature": 0.1},
+    "infonce-ms-grid2": {"loss": "infonce", "layers": _MS, "grid": 2},
+    "infonce-ms-grid3": {"loss": "infonce", "layers": _MS, "grid": 3},
     # InfoNCE on layer4 alone
     "infonce": {"loss": "infonce", "layers": _L4},
     "infonce-t0.1": {"loss": "infonce", "layers": _L4, "temperature": 0.1},

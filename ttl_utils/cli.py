@@ -75,12 +75,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
     if args.checkpoint:
+        if args.grid:
+            raise UsageError("--grid applies to a backbone's features; a checkpoint keeps the grid it was trained with.")
         embedder, preprocessing, _ = load_checkpoint(args.checkpoint)
         if args.image_size:
             preprocessing = Preprocessing.for_size(args.image_size, mean=preprocessing.mean, std=preprocessing.std)
     else:
         weights = None if args.weights == "none" else args.weights
-        embedder = build_embedder(args.backbone or profile.backbone, weights, args.layers)
+        embedder = build_embedder(args.backbone or profile.backbone, weights, args.layers, grid=args.grid)
         preprocessing = Preprocessing.for_size(args.image_size or profile.image_size)
     pairs = resolve_pairs(args.data, profile)
     if args.split != "all":
@@ -130,7 +132,8 @@ def _finetune(args: argparse.Namespace) -> None:
         train, val = pairs, None
     config = FinetuneConfig(
         out=str(args.out), backbone=args.backbone or profile.backbone, init=str(args.init) if args.init else None,
-        unfreeze=args.unfreeze, layers=args.layers, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,
+        unfreeze=args.unfreeze, layers=args.layers, grid=args.grid, head=args.head, loss=args.loss, miner=args.miner,
+        margin=args.margin,
         temperature=args.temperature, epochs=args.epochs or profile.epochs,
         batch_size=args.batch_size or profile.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
         image_size=args.image_size or profile.image_size, views=args.views, select_k=args.select_k,
@@ -193,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="imagenet", help="imagenet, barlowtwins (resnet50) or none")
     p.add_argument("--layers", type=_layers, default=("layer4",),
                    help="stages to pool, comma-separated, e.g. layer2,layer4 (default: layer4)")
+    p.add_argument("--grid", type=int, default=0, choices=range(0, 8), metavar="G",
+                   help="also pool the deepest layer into G x G cells, keeping the layout (default 0: none)")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project (overrides --backbone)")
     p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
@@ -239,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=_layers, default=FinetuneConfig.layers,
                    help="stages pooled under the head, comma-separated (default: layer3,layer4); with --unfreeze N "
                         "none may come before the frozen part's last stage")
+    p.add_argument("--grid", type=int, default=FinetuneConfig.grid, choices=range(0, 8), metavar="G",
+                   help="also embed the deepest layer pooled into G x G cells (beside the head; they train with "
+                        "the unfrozen stages). Default 0: none")
     p.add_argument("--head", choices=("none", "linear", "mlp"), default="linear",
                    help="projection head (linear starts as the identity)")
     p.add_argument("--loss", choices=LOSSES, default=FinetuneConfig.loss,

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .evaluation import model_fingerprint
@@ -51,7 +50,7 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_
 log = logging.getLogger(__name__)
 
 LOSSES = ("triplet", "infonce")
-_LATER_SETTINGS = {"layers": ("layer4",)}  # settings added after runs were cached, with the value those runs had:
+_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0}  # settings added after runs were cached, with the value those runs had:
                                            # that value stays out of cache keys, so they are still found
 _RESUMABLE_CHANGES = {"epochs", "patience", "device", "workers", "cache", "out"}  # what may differ on resume
 
@@ -65,6 +64,7 @@ class FinetuneConfig:
     init: str | None = None                # a checkpoint of this project (Barlow Twins, ...) instead of ImageNet
     unfreeze: int = 1                      # how many of the last backbone stages train (0-4)
     layers: tuple[str, ...] = ("layer3", "layer4")  # stages pooled (each L2-normalised, concatenated) under the head
+    grid: int = 0                          # also the deepest layer pooled into grid x grid cells (beside the head)
     head: str = "linear"                   # none | linear | mlp
     identity_init: bool = True             # start a linear head as the identity (the zero-shot model)
     out_dim: int | None = None             # head output size (default: the feature size)
@@ -104,6 +104,8 @@ class FinetuneConfig:
             if early:
                 raise ValueError(f"With unfreeze {self.unfreeze} the cached trunk ends at {cut}: layers {early} come "
                                  f"before it; unfreeze more stages or drop them.")
+        if not 0 <= self.grid <= 7:
+            raise ValueError(f"grid must be between 0 (none) and 7 cells a side, got {self.grid}.")
         if self.unfreeze == 0 and self.head == "none":
             raise ValueError("With a frozen backbone (unfreeze 0) there is nothing to train: choose head linear or mlp.")
         if self.epochs < 1 or self.batch_size < 2 or self.views < 0:
@@ -155,7 +157,7 @@ def build_model(config: FinetuneConfig) -> Embedder:
         head.update(out_dim=config.out_dim, identity_init=config.identity_init and config.head == "linear")
         if config.head == "mlp":
             head.pop("identity_init")
-    return Embedder(backbone, config.layers, head).eval()
+    return Embedder(backbone, config.layers, head, config.grid).eval()
 
 
 # --- the frozen trunk and the trainable top -------------------------------------------------------
@@ -174,7 +176,7 @@ def _trunk(embedder: Embedder, images: torch.Tensor, config: FinetuneConfig) -> 
 def _top(embedder: Embedder, inputs: torch.Tensor, config: FinetuneConfig) -> torch.Tensor:
     """Return L2-normalised embeddings from the trunk's outputs."""
     if config.unfreeze == 0:
-        return F.normalize(embedder.head(inputs), dim=1)
+        return embedder.embed_features(inputs)
     return embedder(inputs, start=config.start)
 
 
@@ -252,6 +254,8 @@ def trunk_inputs(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, aug
                      "min_scale": config.min_scale, "seed": config.seed, "data": pairs.fingerprint, "version": 1}
         if unfreeze == 0:  # pooled features also depend on the layers
             described["layers"] = list(embedder.layers)
+            if embedder.grid:
+                described["grid"] = embedder.grid
         return described
 
     path = cache_path("finetune-inputs", **key(config.unfreeze))

