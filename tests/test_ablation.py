@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from conftest import write_official
 
-from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_split
+from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_split, pair_ranks
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.finetune import FinetuneConfig
 from ttl_utils.models import build_embedder, save_checkpoint
+from ttl_utils.retrieval import mean_reciprocal_rank
 from ttl_utils.transforms import Preprocessing
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
@@ -36,6 +37,9 @@ def test_compare_variants_scores_each_against_zero_shot(tmp_path):
                             ks=(1, 5), n_bootstrap=50)
     assert [row["variant"] for row in rows] == ["zero-shot", "triplet-frozen", "mine"]
     assert "R@1 gain" not in rows[0] and all(0 <= rows[0][k] <= 1 for k in ("R@1", "R@5", "MRR"))
+    # zero-shot is the backbone's usual embedding (pooled layer4, no grid), whatever the defaults
+    usual = pair_ranks(build_embedder("efficientnet_lite0"), Preprocessing.for_size(32), held_out, workers=0)
+    assert rows[0]["MRR"] == pytest.approx(mean_reciprocal_rank(usual))
     for row in rows[1:]:
         diff, low, high = row["R@5 gain"]
         assert low <= diff <= high and diff == pytest.approx(row["R@5"] - rows[0]["R@5"])
@@ -50,6 +54,7 @@ def test_compare_variants_scores_each_against_zero_shot(tmp_path):
 
 def test_every_variant_is_a_valid_setting():
     for name, settings in VARIANTS.items():
+        assert {"loss", "layers", "grid"} <= set(settings), name  # so that they do not drift with the defaults
         assert FinetuneConfig(out="", **settings), name
 
 

@@ -41,12 +41,13 @@ def test_bad_settings_are_refused(settings, message, tmp_path):
 
 def test_the_model_starts_as_the_zero_shot_embedder():
     x = torch.randn(2, 3, 64, 64)
-    for layers in (("layer4",), ("layer3", "layer4")):
-        model = build_model(FinetuneConfig(out="x.pt", unfreeze=1, head="linear", layers=layers))
-        zero_shot = build_embedder("efficientnet_lite0", layers=layers)
+    for layers, grid in ((("layer4",), 0), (("layer3", "layer4"), 0), (("layer3", "layer4"), 4)):
+        model = build_model(FinetuneConfig(out="x.pt", unfreeze=1, head="linear", layers=layers, grid=grid))
+        zero_shot = build_embedder("efficientnet_lite0", layers=layers, grid=grid)
         assert torch.allclose(model(x), zero_shot(x), atol=1e-5)
-    assert FinetuneConfig(out="x.pt").layers == ("layer3", "layer4") and FinetuneConfig(out="x.pt").loss == "infonce"
-    assert build_model(FinetuneConfig(out="x.pt", head="mlp", out_dim=32)).dim == 32
+    default = FinetuneConfig(out="x.pt")
+    assert (default.layers, default.grid, default.loss) == (("layer3", "layer4"), 4, "infonce")
+    assert build_model(FinetuneConfig(out="x.pt", head="mlp", out_dim=32)).dim == 16 * 32
 
 
 @pytest.mark.parametrize("unfreeze, layers, grid", [(0, ("layer4",), 0), (1, ("layer4",), 0), (2, ("layer4",), 0),
@@ -61,10 +62,10 @@ def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, g
     n_val = len(demo["val"])
     first = inputs["left"].shape
     assert first[:2] == (n_val, 3)  # clean view and 2 augmented views
-    assert (len(first) == 3) == (unfreeze == 0)  # vectors for a frozen backbone, maps otherwise
+    assert (len(first) == 3 + bool(grid)) == (unfreeze == 0)  # vectors for a frozen backbone, maps otherwise
     assert model.feature_dim == sum(model.backbone.info.stage_dims[layer] for layer in layers)
-    if unfreeze == 0:  # the pooled features, then the grid cells
-        assert first[2] == model.feature_dim + grid ** 2 * model.backbone.info.stage_dims["layer4"]
+    if unfreeze == 0:  # the pooled features (of each cell)
+        assert first[2:] == ((grid ** 2, model.feature_dim) if grid else (model.feature_dim,))
     with torch.no_grad():
         from_cache = _top(model, inputs["left"][:, 0].float(), cfg)
     direct, _ = embed_pairs(model, model_preprocessing(cfg), demo["val"], num_workers=0, cache=False)
@@ -128,7 +129,7 @@ def test_resume_without_a_state_or_with_other_settings_says_so(demo, tmp_path):
 
 
 def test_multi_stage_features_train_and_load_back(demo, tmp_path):
-    cfg = config(tmp_path / "ms.pt", unfreeze=1, layers=("layer3", "layer4"), epochs=1)
+    cfg = config(tmp_path / "ms.pt", unfreeze=1, layers=("layer3", "layer4"), grid=0, epochs=1)
     model = build_model(cfg)
     x = torch.randn(2, 3, 48, 48)
     assert torch.allclose(model(x), build_embedder("efficientnet_lite0", layers=("layer3", "layer4"))(x), atol=1e-5)
@@ -140,7 +141,7 @@ def test_multi_stage_features_train_and_load_back(demo, tmp_path):
         assert torch.allclose(embedder(x), result.embedder(x), atol=1e-6)
 
 
-def test_a_grid_model_trains_both_parts_and_loads_back(demo, tmp_path):
+def test_a_grid_model_starts_as_the_zero_shot_grid_trains_and_loads_back(demo, tmp_path):
     cfg = config(tmp_path / "grid.pt", unfreeze=1, grid=2, epochs=1, lr=3e-3, backbone_lr=1e-3)
     model = build_model(cfg)
     x = torch.randn(2, 3, 48, 48)
@@ -148,12 +149,10 @@ def test_a_grid_model_trains_both_parts_and_loads_back(demo, tmp_path):
     assert torch.allclose(model(x), zero_shot(x), atol=1e-5)
     result = finetune(cfg, demo["train"], None)
     embedder, _, extra = load_checkpoint(result.checkpoint)
-    assert embedder.grid == 2 and embedder.dim == 112 + 1280 + 4 * 1280 and extra["finetune"]["config"]["grid"] == 2
+    assert embedder.grid == 2 and embedder.dim == 4 * (112 + 1280) and extra["finetune"]["config"]["grid"] == 2
     with torch.no_grad():
-        after, before = embedder(x), zero_shot(x)
-    head_dim = 112 + 1280
-    assert not torch.allclose(after[:, :head_dim], before[:, :head_dim], atol=1e-4)  # the head and layer4 learned
-    assert not torch.allclose(after[:, head_dim:], before[:, head_dim:], atol=1e-4)  # and so did layer4's cells
+        assert torch.allclose(embedder(x), result.embedder(x), atol=1e-6)
+        assert not torch.allclose(embedder(x), zero_shot(x), atol=1e-4)
 
 
 def test_training_on_fresh_views_without_a_cache(demo, tmp_path):

@@ -96,15 +96,20 @@ def test_embeddings_are_unit_length_and_multi_stage_concatenates(lite0):
     assert multi.dim == 40 + 1280 and multi(x).shape == (3, 1320)
 
 
-def test_a_grid_keeps_the_layout_beside_the_head(lite0):
-    model = build_embedder("efficientnet_lite0", layers=("layer3", "layer4"), head={"kind": "linear"}, grid=2)
+def test_a_grid_pools_cells_and_maps_each_with_the_same_head(lite0):
+    model = build_embedder("efficientnet_lite0", layers=("layer3", "layer4"),
+                           head={"kind": "linear", "out_dim": 16}, grid=2)
     x = torch.randn(3, 3, 64, 64)
     features = model.pooled_features(x)
-    assert features.shape == (3, 112 + 1280 + 4 * 1280) and model.dim == 112 + 1280 + 4 * 1280
-    cells = features[:, 112 + 1280:].reshape(3, 1280, 4)
-    assert torch.allclose(cells.norm(dim=1), torch.full((3, 4), 0.5), atol=1e-5)  # unit cells, scaled by 1 / grid
+    assert features.shape == (3, 4, 112 + 1280) and model.dim == 4 * 16  # 4 cells, each through the head
+    assert torch.allclose(features[..., :112].norm(dim=2), torch.ones(3, 4), atol=1e-5)  # each layer of a cell
     out = model(x)
-    assert torch.allclose(out, model.embed_features(features)) and torch.allclose(out.norm(dim=1), torch.ones(3))
+    assert out.shape == (3, 64) and torch.allclose(out.norm(dim=1), torch.ones(3), atol=1e-5)
+    first_cell = torch.nn.functional.normalize(model.head(features[:, 0]), dim=1) / 2
+    assert torch.allclose(out[:, :16], first_cell, atol=1e-6)
+    # grid 1 is global pooling: the same embedding as no grid
+    one, none = (build_embedder("efficientnet_lite0", layers=("layer3", "layer4"), grid=g) for g in (1, 0))
+    assert torch.allclose(one(x), none(x), atol=1e-5)
     assert "grid" not in lite0.describe() and model.describe()["grid"] == 2
     with pytest.raises(ValueError, match="grid must be between 0 .* got 9"):
         build_embedder("efficientnet_lite0", weights=None, grid=9)
@@ -117,17 +122,18 @@ class _MapBackbone(Backbone):
         yield "layer4", x
 
 
-def test_grid_cells_see_where_features_are_and_pooling_does_not():
-    model = Embedder(_MapBackbone("efficientnet_lite0", torch.nn.Identity(), None), ("layer4",), grid=2)
+def test_grid_cells_see_where_features_are_and_global_pooling_does_not():
+    gridded, pooled = (Embedder(_MapBackbone("efficientnet_lite0", torch.nn.Identity(), None), ("layer4",), grid=g)
+                       for g in (2, 0))
     a = torch.zeros(1, 1280, 4, 4)
     a[0, 0, :, :2], a[0, 1, :, 2:] = 1.0, 1.0  # feature 0 on the left, feature 1 on the right
-    b = a[:, [1, 0] + list(range(2, 1280))]  # swapped sides
-    fa, fb = model.pooled_features(a), model.pooled_features(b)
-    assert torch.allclose(fa[:, :1280], fb[:, :1280])  # the same average
-    cells = fa[0, 1280:].reshape(1280, 4)  # channels x (top-left, top-right, bottom-left, bottom-right)
-    assert torch.allclose(cells[:2], torch.tensor([[0.5, 0.0, 0.5, 0.0], [0.0, 0.5, 0.0, 0.5]]))
-    ea, eb = model(a), model(b)
-    assert float(ea @ eb.T) == pytest.approx(0.5, abs=1e-6)  # pooled halves agree, the cells not at all
+    b = a[:, [1, 0] + list(range(2, 1280))]  # the sides swapped
+    assert float(pooled(a) @ pooled(b).T) == pytest.approx(1.0)  # the same average
+    cells = gridded.pooled_features(a)[0, :, :2]  # cells row by row: top-left, top-right, bottom-left, bottom-right
+    assert torch.allclose(cells, torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    assert float(gridded(a) @ gridded(b).T) == pytest.approx(0.0, abs=1e-6)  # no cell agrees
+
+
 def test_unknown_backbone_weights_and_layers_are_refused():
     with pytest.raises(ValueError, match="Unknown backbone 'vgg'.*efficientnet_lite0"):
         build_backbone("vgg")

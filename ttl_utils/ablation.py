@@ -7,7 +7,7 @@ trains on the rest, picks its epoch on the held-out pairs and is scored there, i
 directions, with the paired bootstrap (over pairs) of its gain over the zero-shot model.
 
 >>> fit, held_out = inner_split(split["train"], holdout=200)                     # doctest: +SKIP
->>> rows = compare_variants(base, fit, held_out, ["triplet", "infonce-ms"])    # doctest: +SKIP
+>>> rows = compare_variants(base, fit, held_out, ["triplet", "infonce-ms-grid4"])    # doctest: +SKIP
 >>> print(format_rows(rows))                                                   # doctest: +SKIP
 """
 
@@ -29,18 +29,24 @@ __all__ = ["VARIANTS", "compare_variants", "format_rows", "inner_split", "pair_r
 _L4, _MS = ("layer4",), ("layer3", "layer4")
 _SLOW = {"epochs": 8}  # an epoch of these costs 2-4 times more; early stopping ends them within 8 epochs anyway
 
-# Each variant sets the loss and the pooled layers, and changes the command line's other defaults
-# (last stage and a linear head training, 4 cached views, 224 px, batch 64) where it says so.
-VARIANTS: dict[str, dict] = {
-    # InfoNCE on pooled layer3 + layer4: the default recipe
+# Each variant sets the loss, the pooled layers and the grid, and changes the command line's other
+# defaults (last stage and a linear head training, 4 cached views, 224 px, batch 64) where it says so.
+# Those it does not name are global pooling (grid 0).
+VARIANTS: dict[str, dict] = {name: {"grid": 0, **settings} for name, settings in {
+    # InfoNCE on layer3 + layer4 pooled into 4 x 4 cells: the default recipe
+    "infonce-ms-grid4": {"loss": "infonce", "layers": _MS, "grid": 4},
+    "infonce-ms-grid4-frozen": {"loss": "infonce", "layers": _MS, "grid": 4, "unfreeze": 0},
+    "infonce-ms-grid2": {"loss": "infonce", "layers": _MS, "grid": 2},
+    "infonce-ms-grid3": {"loss": "infonce", "layers": _MS, "grid": 3},
+    "infonce-ms-grid5": {"loss": "infonce", "layers": _MS, "grid": 5},
+    "infonce-ms-grid4-t0.1": {"loss": "infonce", "layers": _MS, "grid": 4, "temperature": 0.1},
+    # InfoNCE on globally pooled layer3 + layer4: the default before the grid
     "infonce-ms": {"loss": "infonce", "layers": _MS},
     "infonce-ms-frozen": {"loss": "infonce", "layers": _MS, "unfreeze": 0},
     "infonce-ms-unfreeze2": {"loss": "infonce", "layers": _MS, "unfreeze": 2},
     "infonce-ms234-unfreeze2": {"loss": "infonce", "layers": ("layer2", "layer3", "layer4"), "unfreeze": 2},
     "infonce-ms-batch128": {"loss": "infonce", "layers": _MS, "batch_size": 128},
     "infonce-ms-t0.1": {"loss": "infonce", "layers": _MS, "temperature": 0.1},
-    "infonce-ms-grid2": {"loss": "infonce", "layers": _MS, "grid": 2},
-    "infonce-ms-grid3": {"loss": "infonce", "layers": _MS, "grid": 3},
     # InfoNCE on layer4 alone
     "infonce": {"loss": "infonce", "layers": _L4},
     "infonce-t0.1": {"loss": "infonce", "layers": _L4, "temperature": 0.1},
@@ -57,7 +63,7 @@ VARIANTS: dict[str, dict] = {
     "triplet-hard": {"loss": "triplet", "layers": _L4, "miner": "hard"},
     "triplet-ms": {"loss": "triplet", "layers": _MS},
     "triplet-all-ms": {"loss": "triplet", "layers": _MS, "miner": "all"},
-}
+}.items()}
 
 
 def inner_split(train: PairSet, holdout: int) -> tuple[PairSet, PairSet]:
@@ -101,7 +107,7 @@ def compare_variants(base: FinetuneConfig, fit: PairSet, held_out: PairSet, name
     unknown = [name for name in names if name not in variants]
     if unknown:
         raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(variants)}.")
-    start = build_model(replace(base, layers=("layer4",)))  # the reference: the backbone's usual embedding
+    start = build_model(replace(base, layers=("layer4",), grid=0))  # the reference: the backbone's usual embedding
     zero_shot = pair_ranks(start, Preprocessing.for_size(base.image_size), held_out, base.device, base.workers)
     rows = [_row("zero-shot", zero_shot, None, ks, n_bootstrap)]
     for name in names:

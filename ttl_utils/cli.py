@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", type=_layers, default=("layer4",),
                    help="stages to pool, comma-separated, e.g. layer2,layer4 (default: layer4)")
     p.add_argument("--grid", type=int, default=0, choices=range(0, 8), metavar="G",
-                   help="also pool the deepest layer into G x G cells, keeping the layout (default 0: none)")
+                   help="pool each layer into G x G cells, keeping the layout (default 0: global average)")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project (overrides --backbone)")
     p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
@@ -245,8 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stages pooled under the head, comma-separated (default: layer3,layer4); with --unfreeze N "
                         "none may come before the frozen part's last stage")
     p.add_argument("--grid", type=int, default=FinetuneConfig.grid, choices=range(0, 8), metavar="G",
-                   help="also embed the deepest layer pooled into G x G cells (beside the head; they train with "
-                        "the unfrozen stages). Default 0: none")
+                   help="pool the layers into G x G cells, the head mapping each (default 0: global average)")
     p.add_argument("--head", choices=("none", "linear", "mlp"), default="linear",
                    help="projection head (linear starts as the identity)")
     p.add_argument("--loss", choices=LOSSES, default=FinetuneConfig.loss,

@@ -64,7 +64,7 @@ class FinetuneConfig:
     init: str | None = None                # a checkpoint of this project (Barlow Twins, ...) instead of ImageNet
     unfreeze: int = 1                      # how many of the last backbone stages train (0-4)
     layers: tuple[str, ...] = ("layer3", "layer4")  # stages pooled (each L2-normalised, concatenated) under the head
-    grid: int = 0                          # also the deepest layer pooled into grid x grid cells (beside the head)
+    grid: int = 4                          # pool into grid x grid cells, the head on each (0: global pooling)
     head: str = "linear"                   # none | linear | mlp
     identity_init: bool = True             # start a linear head as the identity (the zero-shot model)
     out_dim: int | None = None             # head output size (default: the feature size)
@@ -105,7 +105,7 @@ class FinetuneConfig:
                 raise ValueError(f"With unfreeze {self.unfreeze} the cached trunk ends at {cut}: layers {early} come "
                                  f"before it; unfreeze more stages or drop them.")
         if not 0 <= self.grid <= 7:
-            raise ValueError(f"grid must be between 0 (none) and 7 cells a side, got {self.grid}.")
+            raise ValueError(f"grid must be between 0 (global pooling) and 7 cells a side, got {self.grid}.")
         if self.unfreeze == 0 and self.head == "none":
             raise ValueError("With a frozen backbone (unfreeze 0) there is nothing to train: choose head linear or mlp.")
         if self.epochs < 1 or self.batch_size < 2 or self.views < 0:
@@ -413,7 +413,8 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
     key = f"val_r{config.select_k}"
     data = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
     log.info("Fine-tuning %s (%d stages unfrozen, head %s on %s, %s loss%s) on %d pairs", embedder.backbone.name,
-             config.unfreeze, config.head, "+".join(config.layers), config.loss,
+             config.unfreeze, config.head,
+             "+".join(config.layers) + (f" in {config.grid}x{config.grid} cells" if config.grid else ""), config.loss,
              f", {config.miner} miner" if config.loss == "triplet" else "", len(train))
     for epoch in range(start_epoch, config.epochs):
         if val_inputs is not None and bad_epochs >= config.patience:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,9 +290,10 @@ def build_head(kind: str = "none", in_dim: int = 0, out_dim: int | None = None, 
 class Embedder(nn.Module):
     """Returns L2-normalised embeddings: pooled stage features of a backbone, then a head.
 
-    With `grid` G > 0 the embedding also keeps the layout: the deepest layer's map is
-    average-pooled into G x G cells, each cell L2-normalised; these bypass the head and are
-    joined to its output with equal weight (TTL's look-alikes often share a silhouette).
+    Each layer's map is average-pooled (globally, or with `grid` G > 1 into G x G cells,
+    which keeps the layout: TTL's look-alikes often share where things are, not only what),
+    each layer's part of a cell is L2-normalised, the layers are concatenated, the head maps
+    each cell (the same head for all), and the cells, each L2-normalised, are joined.
     """
 
     def __init__(self, backbone: Backbone, layers: Sequence[str] = ("layer4",), head: dict | None = None,
@@ -304,40 +304,43 @@ class Embedder(nn.Module):
         if not self.layers:
             raise ValueError("An embedder needs at least one layer.")
         if not 0 <= int(grid) <= 7:
-            raise ValueError(f"grid must be between 0 (none) and 7 cells a side, got {grid}.")
+            raise ValueError(f"grid must be between 0 (global pooling) and 7 cells a side, got {grid}.")
         self.grid = int(grid)
-        self.grid_layer = max(self.layers, key=LAYERS.index)
-        self.feature_dim = sum(backbone.info.stage_dims[layer] for layer in self.layers)
-        self.grid_dim = self.grid ** 2 * backbone.info.stage_dims[self.grid_layer]
+        self.feature_dim = sum(backbone.info.stage_dims[layer] for layer in self.layers)  # of one cell
         self.head_config = {"kind": "none", **(head or {})}
         self.head_config["in_dim"] = self.feature_dim
         self.head = build_head(**self.head_config)
 
     @property
+    def cells(self) -> int:
+        """How many cells an image is pooled into (1: global pooling)."""
+        return max(self.grid, 1) ** 2
+
+    @property
     def dim(self) -> int:
         """Dimension of the embeddings."""
         kind, out_dim = self.head_config["kind"], self.head_config.get("out_dim")
-        return (self.feature_dim if kind == "none" or not out_dim else out_dim) + self.grid_dim
+        return self.cells * (self.feature_dim if kind == "none" or not out_dim else out_dim)
 
     def pooled_features(self, x: torch.Tensor, start: str = "layer1") -> torch.Tensor:
-        """Return the concatenated, per-stage L2-normalised pooled features (the head's input),
-        followed by the grid cells when `grid` is set.
+        """Return the head's input: the pooled, per-layer L2-normalised features, `N x feature_dim`,
+        or with a grid `N x cells x feature_dim` (cells row by row).
 
         With `start`, `x` is the feature map of the stage before `start` (see `Backbone.stages`).
         """
         maps = self.backbone(x, self.layers, start)
-        parts = [F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers]
-        if self.grid:
-            cells = F.adaptive_avg_pool2d(maps[self.grid_layer], self.grid).flatten(2)  # N x C x G^2
-            parts.append(F.normalize(cells, dim=1).flatten(1) / self.grid)  # unit length in all
-        return torch.cat(parts, dim=1)
+        if not self.grid:
+            return torch.cat([F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers], dim=1)
+        return torch.cat([F.normalize(F.adaptive_avg_pool2d(maps[layer], self.grid).flatten(2), dim=1)
+                          for layer in self.layers], dim=1).transpose(1, 2)
 
     def embed_features(self, features: torch.Tensor) -> torch.Tensor:
         """Return the L2-normalised embeddings of `pooled_features`' output."""
-        embedded = F.normalize(self.head(features[:, :self.feature_dim]), dim=1)
-        if self.grid:
-            embedded = torch.cat([embedded, features[:, self.feature_dim:]], dim=1) / math.sqrt(2)
-        return embedded
+        if not self.grid:
+            return F.normalize(self.head(features), dim=1)
+        n, cells, dim = features.shape
+        embedded = F.normalize(self.head(features.reshape(n * cells, dim)), dim=1)
+        return embedded.reshape(n, -1) / self.grid  # each cell has length 1 / grid: the whole, length 1
 
     def forward(self, x: torch.Tensor, start: str = "layer1") -> torch.Tensor:
         """Return `N x dim` L2-normalised embeddings of a normalised image batch
