@@ -26,7 +26,7 @@ notebooks: setup
 	else echo "No notebooks yet: nothing for nbval to run."; fi
 
 lint: setup
-	$(PY) -m ruff check ttl_utils tests benchmarks tools
+	$(PY) -m ruff check ttl_utils tests benchmarks tools notebooks
 
 figures: setup
 	$(PY) tools/run_notebooks.py
