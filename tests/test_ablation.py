@@ -54,7 +54,7 @@ def test_compare_variants_scores_each_against_zero_shot(tmp_path):
 
 def test_every_variant_is_a_valid_setting():
     for name, settings in VARIANTS.items():
-        assert {"loss", "layers", "grid"} <= set(settings), name  # so that they do not drift with the defaults
+        assert {"loss", "layers", "grid", "unfreeze"} <= set(settings), name  # so they do not drift with the defaults
         assert FinetuneConfig(out="", **settings), name
 
 

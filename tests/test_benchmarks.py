@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+from conftest import write_official
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -23,3 +26,25 @@ def test_pretrain_throughput_measures_every_part(capsys):
     assert all(rate > 0 for rate in results.values())
     out = capsys.readouterr().out
     assert "resnet18, 32 px, batch 4" in out and "images/s" in out
+
+
+def test_finetune_benchmark_times_the_command_and_reports_memory(tmp_path, capsys):
+    bench = _load("finetune_benchmark")
+    data = write_official(tmp_path / "a", n=8)
+    flags = ["--split", "all", "--epochs", "2", "--image-size", "32", "--batch-size", "4", "--views", "1",
+             "--workers", "0", "--device", "cpu"]
+    result = bench.main(["--data", str(data), "--json", str(tmp_path / "bench.json"), "--", *flags])
+    assert result["epochs"] == 2 and result["best_epoch"] == 2  # no validation: the last epoch is kept
+    assert 0 < result["epochs_s"] <= result["total_s"] and result["trunk_and_setup_s"] >= 0
+    assert result["peak_rss_gb"] > 0.1 and result["goal_s"] == 900
+    out = capsys.readouterr().out
+    assert "finetune end to end" in out and "2 epochs" in out and "goal 15 min: met" in out
+    assert (tmp_path / "bench.json").read_text().count('"total_s"') == 1
+
+
+def test_finetune_benchmark_stops_with_the_command_s_error(tmp_path, capsys):
+    bench = _load("finetune_benchmark")
+    data = write_official(tmp_path / "a", n=8)
+    with pytest.raises(SystemExit, match="finetune failed"):
+        bench.main(["--data", str(data), "--", "--split", "all", "--unfreeze", "2", "--layers", "layer1,layer4"])
+    assert "cached trunk ends at layer2" in capsys.readouterr().err

@@ -194,3 +194,13 @@ def test_finetune_command_rejects_a_missing_init(tmp_path, capsys):
     code = main(["finetune", "--data", str(write_official(tmp_path / "a")), "--init", str(tmp_path / "missing.pt"),
                  "--out", str(tmp_path / "ft.pt")])
     assert code == 2 and "--init: no checkpoint at" in capsys.readouterr().err
+
+
+def test_the_command_s_defaults_are_the_recipe_s():
+    from ttl_utils.cli import build_parser
+
+    args = build_parser().parse_args(["finetune", "--out", "x.pt"])
+    recipe = FinetuneConfig(out="x.pt")
+    chosen = (1, 4, ("layer3", "layer4"), "infonce", "linear", 0.05)  # the held-out choice (README, ablation)
+    assert (args.unfreeze, args.grid, tuple(args.layers), args.loss, args.head, args.temperature) == chosen
+    assert (recipe.unfreeze, recipe.grid, recipe.layers, recipe.loss, recipe.head, recipe.temperature) == chosen

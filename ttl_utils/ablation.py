@@ -29,17 +29,19 @@ __all__ = ["VARIANTS", "compare_variants", "format_rows", "inner_split", "pair_r
 _L4, _MS = ("layer4",), ("layer3", "layer4")
 _SLOW = {"epochs": 8}  # an epoch of these costs 2-4 times more; early stopping ends them within 8 epochs anyway
 
-# Each variant sets the loss, the pooled layers and the grid, and changes the command line's other
-# defaults (last stage and a linear head training, 4 cached views, 224 px, batch 64) where it says so.
-# Those it does not name are global pooling (grid 0).
-VARIANTS: dict[str, dict] = {name: {"grid": 0, **settings} for name, settings in {
-    # InfoNCE on layer3 + layer4 pooled into 4 x 4 cells: the default recipe
+# Each variant sets the loss, the pooled layers, the grid and the unfrozen stages, and changes the
+# command line's other defaults (a linear head, 4 cached views, 224 px, batch 64) where it says so.
+# Those it does not name are global pooling (grid 0) with the last stage training (unfreeze 1).
+VARIANTS: dict[str, dict] = {name: {"grid": 0, "unfreeze": 1, **settings} for name, settings in {
+    # InfoNCE on layer3 + layer4 pooled into 4 x 4 cells, the last stage training: the default recipe
     "infonce-ms-grid4": {"loss": "infonce", "layers": _MS, "grid": 4},
+    "infonce-ms-grid4-unfreeze2": {"loss": "infonce", "layers": _MS, "grid": 4, "unfreeze": 2},
     "infonce-ms-grid4-frozen": {"loss": "infonce", "layers": _MS, "grid": 4, "unfreeze": 0},
     "infonce-ms-grid2": {"loss": "infonce", "layers": _MS, "grid": 2},
     "infonce-ms-grid3": {"loss": "infonce", "layers": _MS, "grid": 3},
     "infonce-ms-grid5": {"loss": "infonce", "layers": _MS, "grid": 5},
     "infonce-ms-grid4-t0.1": {"loss": "infonce", "layers": _MS, "grid": 4, "temperature": 0.1},
+    "infonce-ms-grid4-288px": {"loss": "infonce", "layers": _MS, "grid": 4, "image_size": 288, **_SLOW},
     # InfoNCE on globally pooled layer3 + layer4: the default before the grid
     "infonce-ms": {"loss": "infonce", "layers": _MS},
     "infonce-ms-frozen": {"loss": "infonce", "layers": _MS, "unfreeze": 0},

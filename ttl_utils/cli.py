@@ -239,13 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
                        help="ImageNet backbone (default: the profile's)")
     start.add_argument("--init", type=Path, default=None, help="start from a checkpoint of this project (e.g. pretrain's)")
-    p.add_argument("--unfreeze", type=int, default=1, choices=range(0, 5),
+    p.add_argument("--unfreeze", type=int, default=FinetuneConfig.unfreeze, choices=range(0, 5),
                    help="how many of the backbone's last stages train (0: the head alone; default 1)")
     p.add_argument("--layers", type=_layers, default=FinetuneConfig.layers,
                    help="stages pooled under the head, comma-separated (default: layer3,layer4); with --unfreeze N "
                         "none may come before the frozen part's last stage")
     p.add_argument("--grid", type=int, default=FinetuneConfig.grid, choices=range(0, 8), metavar="G",
-                   help="pool the layers into G x G cells, the head mapping each (default 0: global average)")
+                   help="pool the layers into G x G cells, the head mapping each (default 4; 0: global average)")
     p.add_argument("--head", choices=("none", "linear", "mlp"), default="linear",
                    help="projection head (linear starts as the identity)")
     p.add_argument("--loss", choices=LOSSES, default=FinetuneConfig.loss,

@@ -1,16 +1,18 @@
 """Fine-tuning an embedder on TTL pairs with InfoNCE or a triplet loss.
 
 The model is a backbone with a projection head (`models.Embedder`) on the pooled features
-of `layers` (by default `layer3` and `layer4`: on pairs held out from training, InfoNCE on
-both stages beat every other recipe tried; see `ablation`). `unfreeze` says how
-many of the backbone's last stages train (0: the head alone; 4: everything), at
+of `layers` (by default `layer3` and `layer4`, each pooled in 4 x 4 cells, trained with
+InfoNCE: the recipe chosen on pairs held out from training; see `ablation`).
+`unfreeze` says how many of the backbone's last stages train (0: the head alone; 4:
+everything; by default 1, as two gained nothing clear for twice the time), at
 `backbone_lr`, lower than the head's `lr`. The frozen lower part is the *trunk*; what it
 computes does not change during training, so by default it runs once: on the clean image
-and on `views` augmented views of every training image (`PairAugmentation`), and each
-step draws one cached view per image. With `unfreeze=0` the cache holds pooled feature
-vectors and an epoch takes a fraction of a second on a CPU; with `unfreeze=1` it holds
-the `layer3` maps and an epoch of 700 pairs takes about 10 s on 2 cores. With `views=0`
-(or `unfreeze=4`) every step augments images afresh and runs the whole network.
+and on `views` augmented views of every training image (`PairAugmentation`), and each step
+draws one cached view per image. With `unfreeze=0` the cache holds pooled feature vectors
+and an epoch takes a fraction of a second on a CPU; with `unfreeze=1` it holds the
+`layer3` maps and an epoch of 700 pairs takes about 15 s on 2 cores, with `unfreeze=2`
+the `layer2` maps and about 32 s. With `views=0` (or `unfreeze=4`) every step augments
+images afresh and runs the whole network.
 
 Each epoch ends with R@k on the validation pairs; the best epoch is kept (ties broken by
 the mean reciprocal rank; early stopping after `patience` epochs without gain) and written to `out` in the checkpoint format that
