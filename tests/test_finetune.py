@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from conftest import write_csv_layout, write_official
@@ -9,9 +11,10 @@ from conftest import write_csv_layout, write_official
 from ttl_utils.cli import main
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.evaluation import embed_pairs
-from ttl_utils.finetune import FinetuneConfig, _top, build_model, finetune, state_path, trunk_inputs
+from ttl_utils.finetune import FinetuneConfig, _top, build_model, cached_finetune, finetune, state_path, trunk_inputs
 from ttl_utils.models import build_embedder, load_checkpoint
 from ttl_utils.splits import split_pairs
+from ttl_utils.storage import load_torch
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +207,23 @@ def test_the_command_s_defaults_are_the_recipe_s():
     chosen = (1, 4, ("layer3", "layer4"), "infonce", "linear", 0.05)  # the held-out choice (README, ablation)
     assert (args.unfreeze, args.grid, tuple(args.layers), args.loss, args.head, args.temperature) == chosen
     assert (recipe.unfreeze, recipe.grid, recipe.layers, recipe.loss, recipe.head, recipe.temperature) == chosen
+
+
+def test_a_finished_cached_run_keeps_its_history_not_its_optimiser(demo, monkeypatch):
+    import ttl_utils.finetune as module
+
+    cfg = config("", image_size=32, unfreeze=1, epochs=2, grid=0, layers=("layer4",))
+    first = cached_finetune(cfg, demo["train"], demo["val"])
+    state = load_torch(state_path(first.checkpoint))
+    assert state["finished"] and "optimizer" not in state and "state_dict" not in state
+    assert [h["epoch"] for h in state["history"]] == [0, 1, 2] and state["best_epoch"] == first.best_epoch
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cached run must not train again")
+
+    monkeypatch.setattr(module, "finetune", no_training)
+    again = cached_finetune(cfg, demo["train"], demo["val"])
+    assert again.checkpoint == first.checkpoint and again.history == first.history
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="keeps only the summary of a finished cached run"):
+        finetune(replace(cfg, out=str(first.checkpoint), epochs=3), demo["train"], demo["val"], resume=True)

@@ -399,6 +399,9 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
     start_epoch, history, best, best_epoch, bad_epochs = 0, [], {}, 0, 0
     if resume:
         state = load_torch(state_path(config.out), map_location=device)
+        if "optimizer" not in state:
+            raise ValueError(f"resume: {state_path(config.out)} keeps only the summary of a finished cached run "
+                             "(no weights or optimiser state to continue from); train it anew.")
         changed = {k: (v, getattr(config, k)) for k, v in state["config"].items()
                    if k not in _RESUMABLE_CHANGES and v != getattr(config, k, v)}
         if changed:
@@ -467,7 +470,9 @@ def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None 
 
     The checkpoint goes under `artifacts/finetune/`, keyed by the settings (except `out`)
     and the data; an interrupted run is resumed. Notebooks use this, so that running one
-    again costs seconds, and notebook 06 finds notebook 05's model.
+    again costs seconds, and notebook 06 finds notebook 05's model. Once a run is finished,
+    its training state keeps only the history (the last weights and the optimiser state,
+    three times the checkpoint's size, are dropped: a run with other settings has another key).
     """
     settings = {k: v for k, v in asdict(config).items() if k not in ("out", "workers", "device")}
     for name, default in _LATER_SETTINGS.items():  # settings added later key a run only when changed,
@@ -482,5 +487,14 @@ def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None 
         saved = load_torch(state)
         if saved.get("finished"):
             log.info("Loaded the fine-tuned model from %s", out)
+            _keep_summary(state, saved)  # states cached before summaries were kept
             return FinetuneResult(out, saved["best_epoch"], saved["best"], saved["history"], load_checkpoint(out)[0])
-    return finetune(config, train, val, resume=state.is_file())
+    result = finetune(config, train, val, resume=state.is_file())
+    _keep_summary(state, load_torch(state))
+    return result
+
+
+def _keep_summary(path: Path, saved: dict) -> None:
+    """Rewrite a finished training state without its weights and optimiser state."""
+    if "optimizer" in saved or "state_dict" in saved:
+        save_torch({k: v for k, v in saved.items() if k not in ("optimizer", "state_dict")}, path)
