@@ -3,11 +3,15 @@
     python tools/finetune_variants.py --data ../shared/ttl-dev                  # every variant
     python tools/finetune_variants.py --data DIR triplet infonce-ms --holdout 200  # some of them
     python tools/finetune_variants.py --data DIR --init runs/bt.pt infonce-ms   # from another start
+    python tools/finetune_variants.py --data DIR --both-ways --against infonce-ms-grid4 \
+        infonce-ms-grid4 infonce-ms-grid4-unfreeze2                             # one recipe against another
 
 Trains each variant on the saved split's training pairs less the last `--holdout`, picks
 its epoch on those held-out pairs and scores it there (both directions; paired-bootstrap
-CIs of the gain over zero-shot). Runs are cached under `artifacts/finetune/`, so a second
-call prints the table in seconds. Variants: `ttl_utils.ablation.VARIANTS`.
+CIs of the gain over zero-shot, or over the variant `--against`). With `--both-ways` each
+variant also trains on the pairs less the *first* `--holdout`, and the ranks on both
+held-out sets are pooled. Runs are cached under `artifacts/finetune/`, so a second call
+prints the table in seconds. Variants: `ttl_utils.ablation.VARIANTS`.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import sys
 from pathlib import Path
 
-from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_split
+from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_splits
 from ttl_utils.config import get_profile
 from ttl_utils.data import resolve_pairs
 from ttl_utils.finetune import FinetuneConfig
@@ -32,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("variants", nargs="*", help=f"default: all of {', '.join(VARIANTS)}")
     parser.add_argument("--data", default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
     parser.add_argument("--holdout", type=int, default=200, help="training pairs held out for selection and scoring")
+    parser.add_argument("--both-ways", action="store_true",
+                        help="also hold out the first --holdout pairs (training each variant twice); pool the ranks")
+    parser.add_argument("--against", default=None, metavar="VARIANT",
+                        help="gains over this variant (one of those compared) instead of over zero-shot")
     parser.add_argument("--epochs", type=int, default=None, help="at most this many (default: the profile's)")
     parser.add_argument("--init", default=None,
                         help="start the variants from this checkpoint instead of ImageNet (names get '@init')")
@@ -48,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.backbone and args.backbone not in BACKBONES:
             raise ValueError(f"Unknown backbone {args.backbone!r}; choose one of: {', '.join(BACKBONES)}.")
         pairs = resolve_pairs(args.data, profile)
-        fit, held_out = inner_split(split_pairs(pairs)["train"], args.holdout)
+        splits = inner_splits(split_pairs(pairs)["train"], args.holdout, args.both_ways)
         on = device()
         base = FinetuneConfig(out="", backbone=args.backbone or profile.backbone, image_size=profile.image_size,
                               batch_size=profile.batch_size if on == "cuda" else min(profile.batch_size, 64),
@@ -61,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(VARIANTS)}.")
             overrides = {f"{name}@init": {**VARIANTS[name], "init": str(args.init)} for name in names}
             names = list(overrides)
-        print(f"{pairs.name}: fitting on {len(fit)} training pairs, selecting and scoring on {len(held_out)} held out; "
-              f"{profile.name} profile, {base.backbone}, {base.image_size} px, up to {base.epochs} epochs", flush=True)
-        rows = compare_variants(base, fit, held_out, names, overrides)
+            args.against = f"{args.against}@init" if args.against else None
+        fit, held_out = splits[0]
+        ways = " (and again holding out the first ones instead, ranks pooled)" if args.both_ways else ""
+        print(f"{pairs.name}: fitting on {len(fit)} training pairs, selecting and scoring on {len(held_out)} held out"
+              f"{ways}; {profile.name} profile, {base.backbone}, {base.image_size} px, up to {base.epochs} epochs; "
+              f"gains over {args.against or 'zero-shot'}", flush=True)
+        rows = compare_variants(base, splits, names, overrides, against=args.against)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

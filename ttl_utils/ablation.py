@@ -2,18 +2,22 @@
 
 The saved validation split of a 1000-pair dataset holds 100 pairs, and it also picks the
 epoch: gains measured on it are optimistic (about twice the test gain on TTL). For choosing
-a recipe, `inner_split` holds out the last `holdout` training pairs instead; every variant
-trains on the rest, picks its epoch on the held-out pairs and is scored there, in both
-directions, with the paired bootstrap (over pairs) of its gain over the zero-shot model.
+a recipe, `inner_split` holds out the last `holdout` training pairs instead (or the first,
+`first=True`); every variant trains on the rest, picks its epoch on the held-out pairs and
+is scored there, in both directions, with the paired bootstrap (over pairs) of its gain
+over the zero-shot model, or over another variant (`against`). Given both hold-outs
+(`inner_splits(..., both_ways=True)`), each variant trains twice and the ranks of the two
+held-out sets are pooled: twice the pairs to compare on, and less hangs on which pairs
+happened to be held out.
 
->>> fit, held_out = inner_split(split["train"], holdout=200)                     # doctest: +SKIP
->>> rows = compare_variants(base, fit, held_out, ["triplet", "infonce-ms-grid4"])    # doctest: +SKIP
+>>> splits = inner_splits(split["train"], holdout=200, both_ways=True)          # doctest: +SKIP
+>>> rows = compare_variants(base, splits, ["infonce-ms", "infonce-ms-grid4"], against="infonce-ms")  # doctest: +SKIP
 >>> print(format_rows(rows))                                                   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -24,7 +28,7 @@ from .pairs import PairSet
 from .retrieval import mean_reciprocal_rank, paired_bootstrap, rank_of_match, recall_at_k
 from .transforms import Preprocessing
 
-__all__ = ["VARIANTS", "compare_variants", "format_rows", "inner_split", "pair_ranks"]
+__all__ = ["VARIANTS", "compare_variants", "format_rows", "inner_split", "inner_splits", "pair_ranks"]
 
 _L4, _MS = ("layer4",), ("layer3", "layer4")
 _SLOW = {"epochs": 8}  # an epoch of these costs 2-4 times more; early stopping ends them within 8 epochs anyway
@@ -68,13 +72,20 @@ VARIANTS: dict[str, dict] = {name: {"grid": 0, "unfreeze": 1, **settings} for na
 }.items()}
 
 
-def inner_split(train: PairSet, holdout: int) -> tuple[PairSet, PairSet]:
-    """Return `(fit, held_out)`: the training pairs without their last `holdout`, and those."""
+def inner_split(train: PairSet, holdout: int, first: bool = False) -> tuple[PairSet, PairSet]:
+    """Return `(fit, held_out)`: the training pairs without their last `holdout` (or their
+    first, with `first`), and those."""
     if not 0 < holdout < len(train) - 1:
         raise ValueError(f"holdout must leave at least 2 of the {len(train)} training pairs to fit on, got {holdout}.")
-    n = len(train) - holdout
-    return (train.subset(np.arange(n), name=f"{train.name}-fit"),
-            train.subset(np.arange(n, len(train)), name=f"{train.name}-heldout"))
+    held = np.arange(holdout) if first else np.arange(len(train) - holdout, len(train))
+    kept = np.setdiff1d(np.arange(len(train)), held)
+    tag = "-first" if first else ""
+    return (train.subset(kept, name=f"{train.name}-fit{tag}"), train.subset(held, name=f"{train.name}-heldout{tag}"))
+
+
+def inner_splits(train: PairSet, holdout: int, both_ways: bool = False) -> list[tuple[PairSet, PairSet]]:
+    """Return `[inner_split(train, holdout)]`, and with `both_ways` also the split holding out the first pairs."""
+    return [inner_split(train, holdout)] + ([inner_split(train, holdout, first=True)] if both_ways else [])
 
 
 def pair_ranks(embedder, preprocessing: Preprocessing, pairs: PairSet, device: str = "cpu",
@@ -87,21 +98,24 @@ def pair_ranks(embedder, preprocessing: Preprocessing, pairs: PairSet, device: s
 def _row(name: str, ranks: np.ndarray, reference: np.ndarray | None, ks: tuple[int, ...], n_bootstrap: int) -> dict:
     row = {"variant": name, **{f"R@{k}": recall_at_k(ranks, k) for k in ks}, "MRR": mean_reciprocal_rank(ranks)}
     if reference is not None:
-        for k in (ks[0], ks[-1]):
-            gain = paired_bootstrap(ranks, reference, lambda r, k=k: recall_at_k(r, k), n=n_bootstrap)
-            row[f"R@{k} gain"] = (gain["difference"], gain["low"], gain["high"])
+        metrics = {f"R@{k}": (lambda r, k=k: recall_at_k(r, k)) for k in (ks[0], ks[-1])} | {"MRR": mean_reciprocal_rank}
+        for label, metric in metrics.items():
+            gain = paired_bootstrap(ranks, reference, metric, n=n_bootstrap)
+            row[f"{label} gain"] = (gain["difference"], gain["low"], gain["high"])
     return row
 
 
-def compare_variants(base: FinetuneConfig, fit: PairSet, held_out: PairSet, names: Iterable[str],
+def compare_variants(base: FinetuneConfig, splits: Sequence[tuple[PairSet, PairSet]], names: Iterable[str],
                      overrides: dict[str, dict] | None = None, ks: tuple[int, ...] = (1, 10, 20),
-                     n_bootstrap: int = 1000) -> list[dict]:
-    """Train each named variant of `base` on `fit` (cached: `finetune.cached_finetune`),
-    select its epoch on `held_out` and score it there; the first row is the zero-shot model
-    (`base`'s starting backbone, its pooled `layer4` features).
+                     n_bootstrap: int = 1000, against: str | None = None) -> list[dict]:
+    """Train each named variant of `base` on each `(fit, held_out)` of `splits` (cached:
+    `finetune.cached_finetune`), select its epoch on `held_out` and score it there, the ranks
+    of all held-out sets pooled; the first row is the zero-shot model (`base`'s starting
+    backbone, its pooled `layer4` features).
 
-    Rows hold R@k and MRR over both directions, the gain in R@k[0] and R@k[-1] over zero-shot
-    with its 95% paired-bootstrap interval (over pairs), the kept epoch and training seconds.
+    Rows hold R@k and MRR over both directions, the gain in R@k[0], R@k[-1] and MRR over
+    zero-shot, or over the variant `against` (one of `names`), with its 95% paired-bootstrap
+    interval (over pairs), the kept epoch (one a split, joined by "/") and the training seconds.
     `overrides` adds or replaces variants (`{name: settings}`).
     """
     variants = {**VARIANTS, **(overrides or {})}
@@ -109,17 +123,31 @@ def compare_variants(base: FinetuneConfig, fit: PairSet, held_out: PairSet, name
     unknown = [name for name in names if name not in variants]
     if unknown:
         raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(variants)}.")
+    if against is not None and against not in names:
+        raise ValueError(f"against: {against!r} is not among the compared variants {names}.")
+    if not splits:
+        raise ValueError("compare_variants needs at least one (fit, held_out) split.")
+    preprocessing = Preprocessing.for_size(base.image_size)
     start = build_model(replace(base, layers=("layer4",), grid=0))  # the reference: the backbone's usual embedding
-    zero_shot = pair_ranks(start, Preprocessing.for_size(base.image_size), held_out, base.device, base.workers)
-    rows = [_row("zero-shot", zero_shot, None, ks, n_bootstrap)]
+    zero_shot = np.concatenate([pair_ranks(start, preprocessing, held_out, base.device, base.workers)
+                                for _, held_out in splits])
+    scored = {}
     for name in names:
         config = replace(base, **variants[name])
-        result = cached_finetune(config, fit, held_out)
-        ranks = pair_ranks(result.embedder, Preprocessing.for_size(config.image_size), held_out, base.device,
-                           base.workers)
-        row = _row(name, ranks, zero_shot, ks, n_bootstrap)
-        row["epoch"] = result.best_epoch
-        row["train s"] = round(sum(h["seconds"] for h in result.history))
+        ranks, epochs, seconds = [], [], 0.0
+        for fit, held_out in splits:
+            result = cached_finetune(config, fit, held_out)
+            ranks.append(pair_ranks(result.embedder, Preprocessing.for_size(config.image_size), held_out, base.device,
+                                    base.workers))
+            epochs.append(result.best_epoch)
+            seconds += sum(h["seconds"] for h in result.history)
+        scored[name] = (np.concatenate(ranks), "/".join(map(str, epochs)) if len(epochs) > 1 else epochs[0],
+                        round(seconds))
+    reference = zero_shot if against is None else scored[against][0]
+    rows = [_row("zero-shot", zero_shot, None, ks, n_bootstrap)]
+    for name, (ranks, epoch, seconds) in scored.items():
+        row = _row(name, ranks, None if name == against else reference, ks, n_bootstrap)
+        row["epoch"], row["train s"] = epoch, seconds
         rows.append(row)
     return rows
 
