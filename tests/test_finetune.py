@@ -227,3 +227,20 @@ def test_a_finished_cached_run_keeps_its_history_not_its_optimiser(demo, monkeyp
     monkeypatch.undo()
     with pytest.raises(ValueError, match="keeps only the summary of a finished cached run"):
         finetune(replace(cfg, out=str(first.checkpoint), epochs=3), demo["train"], demo["val"], resume=True)
+
+
+def test_a_trunk_cache_too_large_for_the_machine_is_refused_with_advice(demo, monkeypatch, caplog):
+    import ttl_utils.finetune as module
+
+    cfg = config("x.pt", image_size=32, unfreeze=1, views=2, cache=False)
+    embedder = build_model(cfg)
+    monkeypatch.setattr(module, "physical_memory", lambda: 10**4)  # 10 kB of memory
+    with pytest.raises(ValueError, match=r"Frozen trunk, left images would take .* GB, more than 60% of .*--views"):
+        trunk_inputs(embedder, demo["train"], cfg, augmented=True)
+    monkeypatch.setattr(module, "physical_memory", lambda: None)  # unknown: no check
+    with caplog.at_level("INFO", logger="ttl_utils.finetune"):
+        inputs = trunk_inputs(embedder, demo["train"], cfg, augmented=True)
+    assert inputs["left"].shape[:2] == (60, 3) and inputs["left"].dtype == torch.float16
+    assert "Frozen trunk, left images: 180 x 112 x 2 x 2 float16 values" in caplog.text
+    monkeypatch.undo()
+    assert module.physical_memory() is None or module.physical_memory() > 2**28

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -46,8 +47,8 @@ from .retrieval import default_workers, mean_reciprocal_rank, rank_of_match, rec
 from .storage import cache_path, load_torch, save_torch
 from .transforms import PairAugmentation, Preprocessing
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_finetune", "finetune", "state_path",
-           "trunk_inputs"]
+__all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_finetune", "finetune",
+           "physical_memory", "state_path", "trunk_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -205,16 +206,39 @@ class _Views(Dataset):
             return self.augment(image)
 
 
+def physical_memory() -> int | None:
+    """Return this machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _allocate(shape: tuple[int, ...], what: str) -> torch.Tensor:
+    """Return an empty float16 tensor for the trunk's outputs, after checking that it fits in memory."""
+    size = int(np.prod(shape)) * 2
+    log.info("%s: %s float16 values, %.2f GB", what, " x ".join(map(str, shape)), size / 2**30)
+    total = physical_memory()
+    if total is not None and size > 0.6 * total:
+        raise ValueError(f"{what} would take {size / 2**30:.1f} GB, more than 60% of this machine's "
+                         f"{total / 2**30:.0f} GB: use fewer --views (0 augments every step instead of caching), "
+                         "a smaller --image-size, or --unfreeze 0 (pooled features only).")
+    return torch.empty(shape, dtype=torch.float16)
+
+
 def _run_trunk(embedder: Embedder, sources: list[ImageSource], view_ids: list[int], config: FinetuneConfig,
                device: torch.device, desc: str, salt: int = 0) -> torch.Tensor:
     """Return the trunk's outputs for every image and view: `N x V x ...`, float16 on the CPU."""
     workers = default_workers() if config.workers is None else config.workers
     loader = DataLoader(_Views(sources, view_ids, config, salt), batch_size=32, num_workers=workers)
-    out = []
+    out, filled = None, 0
     for batch in progress(loader, desc=desc, unit="batch", leave=False):
-        out.append(_trunk(embedder, batch.to(device), config).half().cpu())
-    flat = torch.cat(out)
-    return flat.reshape(len(sources), len(view_ids), *flat.shape[1:])
+        result = _trunk(embedder, batch.to(device), config).half().cpu()
+        if out is None:  # filled in place: no second copy of what may be gigabytes
+            out = _allocate((len(sources) * len(view_ids), *result.shape[1:]), desc)
+        out[filled:filled + len(result)] = result
+        filled += len(result)
+    return out.reshape(len(sources), len(view_ids), *out.shape[1:])
 
 
 def _cut(unfreeze: int) -> str:
@@ -227,15 +251,17 @@ def _continue_trunk(embedder: Embedder, stored: torch.Tensor, cut: str, unfreeze
     start = LAYERS[LAYERS.index(cut) + 1]
     target = _cut(unfreeze)
     flat = stored.flatten(0, 1)
-    out = []
+    out, filled = None, 0
     with torch.no_grad():
         for chunk in flat.split(64):
             chunk = chunk.float()
             result = embedder.pooled_features(chunk, start=start) if target == "pooled" \
                 else embedder.backbone(chunk, (target,), start=start)[target]
-            out.append(result.half())
-    result = torch.cat(out)
-    return result.reshape(*stored.shape[:2], *result.shape[1:])
+            if out is None:
+                out = _allocate((len(flat), *result.shape[1:]), f"Trunk outputs at {target}")
+            out[filled:filled + len(result)] = result.half()
+            filled += len(result)
+    return out.reshape(*stored.shape[:2], *out.shape[1:])
 
 
 def trunk_inputs(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, augmented: bool,
