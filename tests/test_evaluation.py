@@ -11,8 +11,10 @@ from conftest import write_csv_layout
 from ttl_utils import evaluation
 from ttl_utils.cli import main
 from ttl_utils.demo import make_demo_pairs
-from ttl_utils.evaluation import RECALL_KS, evaluate_model, format_report, model_fingerprint
+from ttl_utils.evaluation import evaluate_model
 from ttl_utils.models import build_embedder
+from ttl_utils.report import RECALL_KS, format_report
+from ttl_utils.runtime import model_fingerprint
 from ttl_utils.transforms import Preprocessing
 
 

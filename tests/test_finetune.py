@@ -9,12 +9,14 @@ import torch
 from conftest import write_csv_layout, write_official
 
 from ttl_utils.cli import main
+from ttl_utils.config import get_profile
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.evaluation import embed_pairs
-from ttl_utils.finetune import FinetuneConfig, _top, build_model, cached_finetune, finetune, state_path, trunk_inputs
+from ttl_utils.finetune import FinetuneConfig, build_model, cached_finetune, finetune, state_path
 from ttl_utils.models import build_embedder, load_checkpoint
 from ttl_utils.splits import split_pairs
 from ttl_utils.storage import load_torch
+from ttl_utils.trunk import top_forward, trunk_inputs
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, g
     if unfreeze == 0:  # the pooled features (of each cell)
         assert first[2:] == ((grid ** 2, model.feature_dim) if grid else (model.feature_dim,))
     with torch.no_grad():
-        from_cache = _top(model, inputs["left"][:, 0].float(), cfg)
+        from_cache = top_forward(model, inputs["left"][:, 0].float(), cfg)
     direct, _ = embed_pairs(model, model_preprocessing(cfg), demo["val"], num_workers=0, cache=False)
     assert torch.allclose(from_cache, direct, atol=2e-2)  # the cache is float16
     # augmented views differ from the clean one and from each other
@@ -203,9 +205,10 @@ def test_the_command_s_defaults_are_the_recipe_s():
     from ttl_utils.cli import build_parser
 
     args = build_parser().parse_args(["finetune", "--out", "x.pt"])
-    recipe = FinetuneConfig(out="x.pt")
+    flags = ("unfreeze", "grid", "layers", "loss", "head", "temperature")
+    assert all(getattr(args, flag) is None for flag in flags)  # not asked: the profile's recipe decides
+    recipe = FinetuneConfig.for_profile(get_profile("cpu"), out="x.pt", device="cpu")
     chosen = (1, 4, ("layer3", "layer4"), "infonce", "linear", 0.05)  # the held-out choice (README, ablation)
-    assert (args.unfreeze, args.grid, tuple(args.layers), args.loss, args.head, args.temperature) == chosen
     assert (recipe.unfreeze, recipe.grid, recipe.layers, recipe.loss, recipe.head, recipe.temperature) == chosen
 
 
@@ -230,7 +233,7 @@ def test_a_finished_cached_run_keeps_its_history_not_its_optimiser(demo, monkeyp
 
 
 def test_a_trunk_cache_too_large_for_the_machine_is_refused_with_advice(demo, monkeypatch, caplog):
-    import ttl_utils.finetune as module
+    import ttl_utils.trunk as module
 
     cfg = config("x.pt", image_size=32, unfreeze=1, views=2, cache=False)
     embedder = build_model(cfg)
@@ -238,7 +241,7 @@ def test_a_trunk_cache_too_large_for_the_machine_is_refused_with_advice(demo, mo
     with pytest.raises(ValueError, match=r"Frozen trunk, left images would take .* GB, more than 60% of .*--views"):
         trunk_inputs(embedder, demo["train"], cfg, augmented=True)
     monkeypatch.setattr(module, "physical_memory", lambda: None)  # unknown: no check
-    with caplog.at_level("INFO", logger="ttl_utils.finetune"):
+    with caplog.at_level("INFO", logger="ttl_utils.trunk"):
         inputs = trunk_inputs(embedder, demo["train"], cfg, augmented=True)
     assert inputs["left"].shape[:2] == (60, 3) and inputs["left"].dtype == torch.float16
     assert "Frozen trunk, left images: 180 x 112 x 2 x 2 float16 values" in caplog.text

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ttl_utils.config import get_profile  # noqa: E402
 from ttl_utils.notebook import setup  # noqa: E402
 from ttl_utils.plots import cmc_plot, figures_dir, history_plot, rank_histogram_plot  # noqa: E402
 from ttl_utils.retrieval import cmc_curve  # noqa: E402
@@ -42,12 +43,23 @@ def test_cached_computes_once(isolated_project):
 
 
 def test_smoke_figures_never_overwrite_the_presentation_figures(monkeypatch, isolated_project, tmp_path):
-    monkeypatch.setenv("TTL_PROFILE", "smoke")
-    assert figures_dir() == isolated_project.resolve() / "artifacts" / "figures-smoke"
-    monkeypatch.setenv("TTL_PROFILE", "cpu")
-    assert figures_dir() == isolated_project.resolve() / "figures"
+    assert figures_dir(get_profile("smoke")) == isolated_project.resolve() / "artifacts" / "figures-smoke"
+    assert figures_dir(get_profile("cpu")) == isolated_project.resolve() / "figures"
     monkeypatch.setenv("TTL_FIGURES", str(tmp_path / "mine"))
-    assert figures_dir() == tmp_path / "mine"
+    assert figures_dir(get_profile("smoke")) == tmp_path / "mine"
+
+
+def test_setup_sends_figures_where_its_profile_says_not_where_the_environment_says(monkeypatch, isolated_project):
+    import ttl_utils.plots as plots
+
+    monkeypatch.setattr(plots, "_figures_folder", None)
+    monkeypatch.setenv("TTL_PROFILE", "cpu")  # a papermill run that passes PROFILE="smoke" but leaves the environment
+    setup("smoke")
+    fig = plt.figure()
+    paths = plots.save_fig(fig, "probe")
+    plt.close(fig)
+    assert paths[0].parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
+    assert not (isolated_project / "figures").exists()
 
 
 def test_plots_draw_one_line_per_model():

@@ -154,3 +154,21 @@ def test_decode_batch_matches_the_cpu_loader(tmp_path):
     assert difference.max() < 6, difference  # decoders and resamplers differ by a few grey levels
     # the channels of the greyscale JPEG are equal: it was expanded to RGB
     assert torch.equal(decoded[1, 0], decoded[1, 2])
+
+
+def test_pretraining_writes_the_shared_training_state_and_a_cached_run_is_found(images, isolated_project, monkeypatch):
+    import ttl_utils.pretrain as module
+    from ttl_utils.storage import load_torch
+    from ttl_utils.training_state import STATE_FORMAT, state_path
+
+    cfg = config(images, "", epochs=1)
+    first = module.cached_pretrain(cfg, "demo-images")
+    state = load_torch(state_path(first))
+    assert state["format"] == STATE_FORMAT and state["finished"] and state["step"] == 2
+    assert "optimizer" not in state and "projector" in load_checkpoint(first)[2]["pretrain"]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished cached run must not train again")
+
+    monkeypatch.setattr(module, "pretrain", no_training)
+    assert module.cached_pretrain(cfg, "demo-images") == first

@@ -25,9 +25,8 @@ from pathlib import Path
 from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_splits
 from ttl_utils.config import get_profile
 from ttl_utils.data import resolve_pairs
-from ttl_utils.finetune import FinetuneConfig
 from ttl_utils.models import BACKBONES
-from ttl_utils.notebook import device
+from ttl_utils.recipes import FinetuneConfig
 from ttl_utils.splits import split_pairs
 
 
@@ -57,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"Unknown backbone {args.backbone!r}; choose one of: {', '.join(BACKBONES)}.")
         pairs = resolve_pairs(args.data, profile)
         splits = inner_splits(split_pairs(pairs)["train"], args.holdout, args.both_ways)
-        on = device()
-        base = FinetuneConfig(out="", backbone=args.backbone or profile.backbone, image_size=profile.image_size,
-                              batch_size=profile.batch_size if on == "cuda" else min(profile.batch_size, 64),
-                              epochs=args.epochs or profile.epochs, device=on, workers=args.workers)
+        base = FinetuneConfig.for_profile(profile, backbone=args.backbone, epochs=args.epochs, workers=args.workers)
         names = args.variants or list(VARIANTS)
         overrides = {}
         if args.init:  # the same variants from another start; the zero-shot row stays ImageNet's

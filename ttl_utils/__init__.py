@@ -1,8 +1,19 @@
 """ttl_utils: learning human-like image similarity on Totally-Looks-Like.
 
-Modules, in the order data flows through them: `config` (profiles, paths), `pairs`
-(the pair set, opening images), `data` (loading and validating folders), `demo` (the
-procedural stand-in dataset), `splits`, `download`, `plots`, `cli`.
+Modules, lowest first (a module imports only those before it):
+
+- utilities: `runtime` (digests, device, workers, memory), `config` (profiles, paths),
+  `progress`, `storage` (atomic writes, the cache of values);
+- data: `pairs`, `data`, `demo`, `splits`, `download`, `explore`, `faces`, `transforms`;
+- models: `models` (backbones, heads, checkpoints), `losses`, `optim`, `retrieval` (ranks,
+  metrics), `recipes` (every trainer's settings, built per profile in one place);
+- training: `training_state` (one checkpoint + state format, resume, cached runs),
+  `pair_classifier` (the learned-distance baseline), `trunk` (the frozen trunk's cache),
+  `finetune`, `pretrain` (Barlow Twins);
+- evaluation: `report` (tables with CIs, paired gains, verdicts), `evaluation` (embedding
+  cache, reports), `ablation`, `saliency`, `plots`, `results` (the results notebooks hand on,
+  each by one name);
+- entry points: `notebook` (the first lines of every notebook), `cli`.
 """
 
 from .config import Profile, get_profile

@@ -23,9 +23,10 @@ from dataclasses import replace
 import numpy as np
 
 from .evaluation import embed_pairs
-from .finetune import FinetuneConfig, build_model, cached_finetune
+from .finetune import FinetuneConfig, cached_finetune, zero_shot_reference
 from .pairs import PairSet
-from .retrieval import mean_reciprocal_rank, paired_bootstrap, rank_of_match, recall_at_k
+from .report import format_rows, variant_row
+from .retrieval import ranks_both_ways
 from .transforms import Preprocessing
 
 __all__ = ["VARIANTS", "compare_variants", "format_rows", "inner_split", "inner_splits", "pair_ranks"]
@@ -91,18 +92,7 @@ def inner_splits(train: PairSet, holdout: int, both_ways: bool = False) -> list[
 def pair_ranks(embedder, preprocessing: Preprocessing, pairs: PairSet, device: str = "cpu",
                workers: int | None = None) -> np.ndarray:
     """Return an `N x 2` array: the rank of each pair's partner, left -> right and right -> left."""
-    left, right = embed_pairs(embedder, preprocessing, pairs, device=device, num_workers=workers)
-    return np.stack([rank_of_match(left, right), rank_of_match(right, left)], axis=1)
-
-
-def _row(name: str, ranks: np.ndarray, reference: np.ndarray | None, ks: tuple[int, ...], n_bootstrap: int) -> dict:
-    row = {"variant": name, **{f"R@{k}": recall_at_k(ranks, k) for k in ks}, "MRR": mean_reciprocal_rank(ranks)}
-    if reference is not None:
-        metrics = {f"R@{k}": (lambda r, k=k: recall_at_k(r, k)) for k in (ks[0], ks[-1])} | {"MRR": mean_reciprocal_rank}
-        for label, metric in metrics.items():
-            gain = paired_bootstrap(ranks, reference, metric, n=n_bootstrap)
-            row[f"{label} gain"] = (gain["difference"], gain["low"], gain["high"])
-    return row
+    return ranks_both_ways(*embed_pairs(embedder, preprocessing, pairs, device=device, num_workers=workers))
 
 
 def compare_variants(base: FinetuneConfig, splits: Sequence[tuple[PairSet, PairSet]], names: Iterable[str],
@@ -128,7 +118,7 @@ def compare_variants(base: FinetuneConfig, splits: Sequence[tuple[PairSet, PairS
     if not splits:
         raise ValueError("compare_variants needs at least one (fit, held_out) split.")
     preprocessing = Preprocessing.for_size(base.image_size)
-    start = build_model(replace(base, layers=("layer4",), grid=0))  # the reference: the backbone's usual embedding
+    start = zero_shot_reference(base)
     zero_shot = np.concatenate([pair_ranks(start, preprocessing, held_out, base.device, base.workers)
                                 for _, held_out in splits])
     scored = {}
@@ -144,25 +134,9 @@ def compare_variants(base: FinetuneConfig, splits: Sequence[tuple[PairSet, PairS
         scored[name] = (np.concatenate(ranks), "/".join(map(str, epochs)) if len(epochs) > 1 else epochs[0],
                         round(seconds))
     reference = zero_shot if against is None else scored[against][0]
-    rows = [_row("zero-shot", zero_shot, None, ks, n_bootstrap)]
+    rows = [variant_row("zero-shot", zero_shot, None, ks, n_bootstrap)]
     for name, (ranks, epoch, seconds) in scored.items():
-        row = _row(name, ranks, None if name == against else reference, ks, n_bootstrap)
+        row = variant_row(name, ranks, None if name == against else reference, ks, n_bootstrap)
         row["epoch"], row["train s"] = epoch, seconds
         rows.append(row)
     return rows
-
-
-def format_rows(rows: list[dict]) -> str:
-    """Return the rows as a Markdown table (gains as `+0.050 [+0.010, +0.090]`)."""
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-
-    def cell(value) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, tuple):
-            return f"{value[0]:+.3f} [{value[1]:+.3f}, {value[2]:+.3f}]"
-        return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(column)) for column in columns) + " |" for row in rows]
-    return "\n".join(lines)

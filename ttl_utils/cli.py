@@ -20,10 +20,13 @@ from .config import get_profile
 from .data import resolve_pairs, write_pairs
 from .demo import make_demo_pairs
 from .download import DownloadError, download_ttl, install_archives
-from .evaluation import evaluate_model, format_report, summary
-from .finetune import LOSSES, FinetuneConfig, finetune
+from .evaluation import evaluate_model
+from .finetune import finetune
 from .models import BACKBONES, WeightsUnavailableError, build_embedder, load_checkpoint
 from .pairs import DatasetError
+from .recipes import LOSSES, FinetuneConfig, PretrainConfig
+from .report import format_report, summary
+from .runtime import choose_device
 from .splits import split_pairs
 from .storage import save_json
 from .transforms import Preprocessing
@@ -48,7 +51,7 @@ def _download(args: argparse.Namespace) -> None:
 
 def _check(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    pairs = resolve_pairs(args.data, validate=True)
+    pairs = resolve_pairs(args.data, args.profile, validate=True)
     seconds = time.perf_counter() - start
     print(f"OK: {pairs.describe()}; every image opened in {seconds:.1f} s; fingerprint {pairs.fingerprint}")
 
@@ -68,12 +71,8 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    import torch
-
-    profile = get_profile()
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
+    profile = args.profile
+    device = choose_device(args.device)
     if args.checkpoint:
         if args.grid:
             raise UsageError("--grid applies to a backbone's features; a checkpoint keeps the grid it was trained with.")
@@ -97,32 +96,27 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from .pretrain import PretrainConfig, pretrain
+    from .pretrain import pretrain
 
-    profile = get_profile()
-    backbone = args.backbone or profile.backbone
-    config = PretrainConfig(
-        data=str(args.data), out=str(args.out), backbone=backbone, init=args.init,
-        epochs=args.epochs or profile.epochs, batch_size=args.batch_size or profile.batch_size,
-        image_size=args.image_size or profile.image_size, projector=args.projector or default_projector(backbone),
-        optimizer=args.optimizer,
-        lr=args.lr, augment=args.augment, workers=args.workers, device=args.device or _default_device(),
-        compile=args.compile, sync_batchnorm=args.sync_batchnorm, max_steps=args.max_steps, seed=args.seed,
-    )
+    config = PretrainConfig.for_profile(
+        args.profile, data=str(args.data), out=str(args.out), backbone=args.backbone, init=args.init, epochs=args.epochs,
+        batch_size=args.batch_size, image_size=args.image_size, projector=args.projector, optimizer=args.optimizer,
+        lr=args.lr, augment=args.augment, workers=args.workers, device=args.device, compile=args.compile or None,
+        sync_batchnorm=args.sync_batchnorm or None, max_steps=args.max_steps, seed=args.seed)
     print(f"Wrote {pretrain(config, resume=args.resume)}")
 
 
 def _finetune(args: argparse.Namespace) -> None:
-    profile = get_profile()
-    device = args.device or _default_device()
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
     if args.init is not None and not Path(args.init).is_file():
         raise UsageError(f"--init: no checkpoint at {args.init}.")
-    pairs = resolve_pairs(args.data, profile)
+    config = FinetuneConfig.for_profile(
+        args.profile, out=str(args.out), backbone=args.backbone, init=str(args.init) if args.init else None,
+        unfreeze=args.unfreeze, layers=args.layers, grid=args.grid, head=args.head, loss=args.loss, miner=args.miner,
+        margin=args.margin, temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
+        patience=args.patience, seed=args.seed, device=args.device, workers=args.workers,
+        cache=False if args.no_cache else None)
+    pairs = resolve_pairs(args.data, args.profile)
     if args.split == "train":
         split = split_pairs(pairs)
         train, val = split["train"], split["val"]
@@ -130,15 +124,6 @@ def _finetune(args: argparse.Namespace) -> None:
             raise UsageError(f"{pairs.name} has too few pairs for a validation split; use --split all.")
     else:
         train, val = pairs, None
-    config = FinetuneConfig(
-        out=str(args.out), backbone=args.backbone or profile.backbone, init=str(args.init) if args.init else None,
-        unfreeze=args.unfreeze, layers=args.layers, grid=args.grid, head=args.head, loss=args.loss, miner=args.miner,
-        margin=args.margin,
-        temperature=args.temperature, epochs=args.epochs or profile.epochs,
-        batch_size=args.batch_size or profile.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
-        image_size=args.image_size or profile.image_size, views=args.views, select_k=args.select_k,
-        patience=args.patience, seed=args.seed, device=device, workers=args.workers, cache=not args.no_cache,
-    )
     print(f"Training on {train.describe()}" + (f"; validating on {len(val)} pairs" if val is not None else ""))
     result = finetune(config, train, val, resume=args.resume)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
@@ -147,37 +132,30 @@ def _finetune(args: argparse.Namespace) -> None:
     print(f"Evaluate it: python -m ttl_utils evaluate --checkpoint {result.checkpoint} --data DIR --split test")
 
 
-def default_projector(backbone: str) -> tuple[int, ...]:
-    """Return the projector sizes: the paper's 8192-8192-8192 for ResNet-50, 1024-1024-1024 for smaller backbones."""
-    return (8192, 8192, 8192) if backbone == "resnet50" else (1024, 1024, 1024)
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _sizes(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-"))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of `python -m ttl_utils`."""
-    parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
-    sub = parser.add_subparsers(dest="command", required=True)
+_DATA_HELP = "dataset folder (default: $TTL_DATA, data/ttl, demo)"
+_WORKERS_HELP = "data-loading processes (default: spare cores, at most 4)"
+_DEVICE_HELP = "cpu or cuda (default: cuda when available)"
 
+
+def _add_download(sub) -> None:
     p = sub.add_parser("download", help="download and install the official TTL release")
     p.add_argument("--dest", type=Path, default=None, help="install folder (default: data/ttl)")
     p.add_argument("--from-zip", nargs=2, type=Path, metavar=("LEFT.zip", "RIGHT.zip"),
                    help="install archives downloaded by hand instead of downloading")
     p.set_defaults(run=_download)
 
+
+def _add_check(sub) -> None:
     p = sub.add_parser("check", help="open every image of a dataset once and report all problems")
-    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
+    p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
     p.set_defaults(run=_check)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="write the procedurally drawn demo pairs as a folder or a figure")
     p.add_argument("--n-pairs", type=int, default=get_profile("cpu").demo_pairs)
     p.add_argument("--size", type=int, default=get_profile("cpu").demo_size)
@@ -188,8 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=3, help="rows in the figure")
     p.set_defaults(run=_demo)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="rank all right images for each left image (and back) and report R@k")
-    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
+    p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
     p.add_argument("--split", choices=("test", "val", "train", "all"), default="test",
                    help="which pairs to evaluate on (the saved split under data/splits/; default: test)")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default=None, help="default: the profile's backbone")
@@ -201,74 +181,101 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project (overrides --backbone)")
     p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
     p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
-    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: spare cores, at most 4)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--json", type=Path, help="write the metrics to this JSON file")
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("pretrain", help="Barlow Twins pretraining on a folder of images (torchrun for many GPUs)")
+
+def _add_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="Barlow Twins pretraining on a folder of images (torchrun for many GPUs)",
+                       description="Defaults not given below come from the profile's recipe (ttl_utils.recipes): "
+                                   "cpu: 8 epochs, batch 32, 96 px, AdamW; gpu: LARS at the profile's sizes.")
     p.add_argument("--data", type=Path, required=True, help="image folder, searched recursively (ImageNet train/, TTL, ...)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint path, written after every epoch")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default=None, help="default: the profile's backbone")
     p.add_argument("--init", default="imagenet", help="imagenet, none (random), or a checkpoint of this project")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="per process")
-    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None, help="default: the profile's recipe")
+    p.add_argument("--batch-size", type=int, default=None, help="per process (default: the profile's recipe)")
+    p.add_argument("--image-size", type=int, default=None, help="default: the profile's recipe")
     p.add_argument("--projector", type=_sizes, default=None,
                    help="e.g. 8192-8192-8192 (default for resnet50, as in the paper; 1024-1024-1024 otherwise)")
-    p.add_argument("--optimizer", choices=("adamw", "lars"), default="adamw")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW's learning rate (LARS uses the paper's, scaled)")
-    p.add_argument("--augment", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--optimizer", choices=("adamw", "lars"), default=None, help="default: lars (gpu profile), adamw")
+    p.add_argument("--lr", type=float, default=None, help="AdamW's learning rate (default 1e-4; LARS uses the paper's)")
+    p.add_argument("--augment", choices=("cpu", "gpu"), default=None, help="default: cpu (in data-loader workers)")
+    p.add_argument("--workers", type=int, default=None, help="default: the profile's")
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--sync-batchnorm", action="store_true")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (quick checks)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --out")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     p.set_defaults(run=_pretrain)
 
-    p = sub.add_parser("finetune", help="fine-tune projection layers (and the last stages) on TTL pairs")
-    p.add_argument("--data", type=Path, default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
-    p.add_argument("--split", choices=("train", "all"), default="train",
-                   help="train: the saved split's train pairs, early stopping on its val pairs; all: every pair, "
-                        "no validation (to evaluate on another dataset)")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint path (the best epoch), for evaluate --checkpoint")
+
+def _add_finetune_model(p: argparse.ArgumentParser) -> None:
+    """The flags that say which model trains and on what features."""
     start = p.add_mutually_exclusive_group()
     start.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
                        help="ImageNet backbone (default: the profile's)")
     start.add_argument("--init", type=Path, default=None, help="start from a checkpoint of this project (e.g. pretrain's)")
-    p.add_argument("--unfreeze", type=int, default=FinetuneConfig.unfreeze, choices=range(0, 5),
-                   help="how many of the backbone's last stages train (0: the head alone; default 1)")
-    p.add_argument("--layers", type=_layers, default=FinetuneConfig.layers,
-                   help="stages pooled under the head, comma-separated (default: layer3,layer4); with --unfreeze N "
-                        "none may come before the frozen part's last stage")
-    p.add_argument("--grid", type=int, default=FinetuneConfig.grid, choices=range(0, 8), metavar="G",
-                   help="pool the layers into G x G cells, the head mapping each (default 4; 0: global average)")
-    p.add_argument("--head", choices=("none", "linear", "mlp"), default="linear",
-                   help="projection head (linear starts as the identity)")
-    p.add_argument("--loss", choices=LOSSES, default=FinetuneConfig.loss,
-                   help="infonce (default; the better on held-out pairs) or triplet")
-    p.add_argument("--miner", choices=("all", "semihard", "hard"), default="semihard",
-                   help="in-batch triplet mining (hard: batch-hard)")
-    p.add_argument("--margin", type=float, default=0.2, help="triplet margin (Euclidean, unit-length embeddings)")
-    p.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature")
+    p.add_argument("--unfreeze", type=int, default=None, choices=range(0, 5),
+                   help=f"how many of the backbone's last stages train (0: the head alone; default {FinetuneConfig.unfreeze})")
+    p.add_argument("--layers", type=_layers, default=None,
+                   help=f"stages pooled under the head, comma-separated (default: {','.join(FinetuneConfig.layers)}); "
+                        "with --unfreeze N none may come before the frozen part's last stage")
+    p.add_argument("--grid", type=int, default=None, choices=range(0, 8), metavar="G",
+                   help=f"pool the layers into G x G cells, the head mapping each (default {FinetuneConfig.grid}; "
+                        "0: global average)")
+    p.add_argument("--head", choices=("none", "linear", "mlp"), default=None,
+                   help="projection head (default linear, starting as the identity)")
+
+
+def _add_finetune_training(p: argparse.ArgumentParser) -> None:
+    """The flags that say how it trains."""
+    p.add_argument("--loss", choices=LOSSES, default=None,
+                   help=f"infonce (default {FinetuneConfig.loss}; the better on held-out pairs) or triplet")
+    p.add_argument("--miner", choices=("all", "semihard", "hard"), default=None,
+                   help="in-batch triplet mining (default semihard; hard: batch-hard)")
+    p.add_argument("--margin", type=float, default=None, help="triplet margin (default 0.2; unit-length embeddings)")
+    p.add_argument("--temperature", type=float, default=None, help="InfoNCE temperature (default 0.05)")
     p.add_argument("--epochs", type=int, default=None, help="at most this many (default: the profile's)")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs a batch (default: the profile's)")
-    p.add_argument("--lr", type=float, default=1e-3, help="the head's learning rate")
-    p.add_argument("--backbone-lr", type=float, default=1e-4, help="the unfrozen stages' learning rate")
+    p.add_argument("--batch-size", type=int, default=None, help="pairs a batch (default: the profile's, at most 64 on CPU)")
+    p.add_argument("--lr", type=float, default=None, help="the head's learning rate (default 1e-3)")
+    p.add_argument("--backbone-lr", type=float, default=None, help="the unfrozen stages' learning rate (default 1e-4)")
     p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
-    p.add_argument("--views", type=int, default=4,
-                   help="augmented views a training image, computed once by the frozen part; 0: fresh every step")
-    p.add_argument("--select-k", type=int, default=20, help="early stopping watches validation R@k")
-    p.add_argument("--patience", type=int, default=3, help="epochs without gain before stopping")
-    p.add_argument("--workers", type=int, default=None, help="data-loading processes (default: spare cores, at most 4)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--views", type=int, default=None,
+                   help="augmented views a training image, computed once by the frozen part (default 4, 1 in the "
+                        "smoke profile); 0: fresh every step")
+    p.add_argument("--select-k", type=int, default=None, help="early stopping watches validation R@k (default 20)")
+    p.add_argument("--patience", type=int, default=None, help="epochs without gain before stopping (default 3)")
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune projection layers (and the last stages) on TTL pairs")
+    p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
+    p.add_argument("--split", choices=("train", "all"), default="train",
+                   help="train: the saved split's train pairs, early stopping on its val pairs; all: every pair, "
+                        "no validation (to evaluate on another dataset)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint path (the best epoch), for evaluate --checkpoint")
+    _add_finetune_model(p)
+    _add_finetune_training(p)
+    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="do not keep the frozen part's outputs under artifacts/")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     p.set_defaults(run=_finetune)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `python -m ttl_utils`: one small function a subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_pretrain, _add_finetune):
+        add(sub)
     return parser
 
 
@@ -277,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     try:
+        args.profile = get_profile()  # chosen once here; everything below is handed it
         args.run(args)
     except (DatasetError, DownloadError, WeightsUnavailableError, FileNotFoundError, FloatingPointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -19,13 +19,15 @@ __all__ = ["Profile", "PROFILES", "get_profile", "project_root", "data_dir", "ar
 
 @dataclass(frozen=True)
 class Profile:
-    """The size of a run: images, batches, training length, backbone, demo data."""
+    """The size of a run: images, batches, training length, backbone, demo data.
+
+    What each trainer makes of a profile (its recipe) is built in one place: `recipes`.
+    """
 
     name: str
     image_size: int
     batch_size: int
     epochs: int
-    max_steps: int | None
     backbone: str
     num_workers: int
     demo_pairs: int
@@ -35,33 +37,29 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # For pytest --nbval and CI: every notebook well under a minute on 2 CPU cores.
     "smoke": Profile(
-        name="smoke", image_size=64, batch_size=32, epochs=1, max_steps=5,
+        name="smoke", image_size=64, batch_size=32, epochs=1,
         backbone="efficientnet_lite0", num_workers=0, demo_pairs=200, demo_size=64,
     ),
     # The real experiment scaled to a laptop.
     "cpu": Profile(
-        name="cpu", image_size=224, batch_size=64, epochs=10, max_steps=None,
+        name="cpu", image_size=224, batch_size=64, epochs=10,
         backbone="efficientnet_lite0", num_workers=2, demo_pairs=1000, demo_size=128,
     ),
     # The full recipe on one or more GPUs.
     "gpu": Profile(
-        name="gpu", image_size=224, batch_size=256, epochs=100, max_steps=None,
+        name="gpu", image_size=224, batch_size=256, epochs=100,
         backbone="resnet50", num_workers=8, demo_pairs=1000, demo_size=224,
     ),
 }
 
 
-def _cuda_available() -> bool:
-    try:
-        import torch
-    except ImportError:  # the profile table itself does not need torch
-        return False
-    return torch.cuda.is_available()
-
-
 def get_profile(name: str | None = None) -> Profile:
     """Return the profile called `name`, else `$TTL_PROFILE`, else `gpu` with CUDA or `cpu`."""
-    name = name or os.environ.get("TTL_PROFILE") or ("gpu" if _cuda_available() else "cpu")
+    if not name and not os.environ.get("TTL_PROFILE"):
+        from .runtime import cuda_available  # torch is imported only when the profile depends on it
+
+        name = "gpu" if cuda_available() else "cpu"
+    name = name or os.environ["TTL_PROFILE"]
     try:
         return PROFILES[name.strip().lower()]
     except KeyError:

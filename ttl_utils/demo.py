@@ -25,8 +25,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from .pairs import PairSet, content_digest
+from .pairs import PairSet
 from .progress import progress
+from .runtime import content_digest
 
 __all__ = ["make_demo_pairs", "render_demo_pair", "DEMO_VERSION"]
 

@@ -15,13 +15,10 @@ import torch
 
 from .config import Profile, get_profile
 from .data import resolve_pairs
-from .evaluation import embed_pairs
-from .models import build_embedder
 from .pairs import PairSet
-from .plots import set_theme
-from .transforms import Preprocessing
+from .plots import figures_dir, set_theme
 
-__all__ = ["setup", "device", "frozen_embeddings"]
+__all__ = ["setup"]
 
 
 def setup(profile: str | None = None, data: str | None = None, seed: int = 0) -> tuple[Profile, PairSet]:
@@ -33,22 +30,10 @@ def setup(profile: str | None = None, data: str | None = None, seed: int = 0) ->
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    set_theme()
     chosen = get_profile(profile)
+    set_theme(figures=figures_dir(chosen))
     pairs = resolve_pairs(data, chosen)
     print(f"Profile: {chosen.name} ({chosen.image_size} px images, backbone {chosen.backbone})")
     print(f"Dataset: {pairs.describe()}")
     return chosen, pairs
 
-
-def device() -> str:
-    """Return "cuda" when a GPU is available, else "cpu"."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def frozen_embeddings(profile: Profile, pairs: PairSet, layers: tuple[str, ...] = ("layer4",)):
-    """Return `(left, right)` embeddings of `pairs` by the profile's ImageNet backbone (cached)."""
-    embedder = build_embedder(profile.backbone, "imagenet", layers)
-    preprocessing = Preprocessing.for_size(profile.image_size)
-    batch_size = profile.batch_size if device() == "cuda" else 32
-    return embed_pairs(embedder, preprocessing, pairs, batch_size=batch_size, device=device())

@@ -7,13 +7,14 @@ a fingerprint of its content so that splits and cached results can be keyed by i
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from .runtime import content_digest
 
 __all__ = ["DatasetError", "PairSet", "open_rgb", "to_rgb", "IMAGE_EXTENSIONS"]
 
@@ -68,15 +69,6 @@ def open_rgb(source: ImageSource | str) -> Image.Image:
     with Image.open(source) as image:
         image.load()
         return to_rgb(ImageOps.exif_transpose(image))
-
-
-def content_digest(*parts: object) -> str:
-    """Return a short hex digest of `parts` (their reprs), for fingerprints."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(repr(part).encode())
-        h.update(b"\0")
-    return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,8 +2,11 @@
 
 Runs on one CPU, one GPU, or many with `torchrun --nproc_per_node=N -m ttl_utils pretrain`
 (DDP: NCCL on GPUs, Gloo on CPUs). A checkpoint is written atomically after every epoch in
-the format `evaluate --checkpoint` reads (the backbone as an embedder) plus the training
-state (projector, optimiser, step), so `--resume` continues exactly where it stopped.
+the format `evaluate --checkpoint` reads (the backbone as an embedder, with the projector),
+and beside it the training state (weights, optimiser, step) in the format every trainer
+shares (`training_state`), so `--resume` continues exactly where it stopped. The run goes
+in stages: `_set_up`, `_loader`, `_views`, `_step`, `_save`; `cached_pretrain` trains a
+run once under `artifacts/pretrain/`. Settings: `recipes.PretrainConfig`.
 
 >>> config = PretrainConfig(data="data/ttl", out="runs/bt.pt", backbone="resnet18", epochs=1)   # doctest: +SKIP
 >>> pretrain(config)                                                                              # doctest: +SKIP
@@ -16,7 +19,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +30,22 @@ import torchvision.transforms.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
-from .losses import barlow_twins_loss
+from .losses import barlow_twins_loss, cross_correlation
 from .models import Embedder, build_backbone, load_checkpoint, save_checkpoint
 from .optim import LARS, barlow_twins_param_groups, warmup_cosine
 from .pairs import IMAGE_EXTENSIONS, DatasetError, open_rgb
 from .progress import progress
+from .recipes import PretrainConfig
+from .training_state import cached_training, load_state, save_state
 from .transforms import BatchTwoViewAugment, Preprocessing, TwoViewTransform
 
-__all__ = ["BarlowTwins", "ImageFolderImages", "PretrainConfig", "build_projector", "decode_batch", "pretrain"]
+__all__ = ["BarlowTwins", "ImageFolderImages", "PretrainConfig", "build_projector", "cached_pretrain", "decode_batch",
+           "pretrain", "projector_correlation"]
 
 log = logging.getLogger(__name__)
+
+_RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "log_every", "compile"})  # may differ on resume
+_VERSION = 1  # of the training code: a change of what it computes must bump it
 
 
 def build_projector(in_dim: int, sizes: tuple[int, ...]) -> nn.Sequential:
@@ -106,6 +115,22 @@ class ImageFolderImages(Dataset):
         return torch.from_numpy(np.array(image)).permute(2, 0, 1)
 
 
+@torch.no_grad()
+def projector_correlation(embedder: Embedder, config: PretrainConfig, images: list, projector_state: dict | None = None,
+                          seed: int = 1) -> torch.Tensor:
+    """Return the Barlow Twins cross-correlation matrix of two augmented views of `images` (PIL images)
+    through `embedder` and a projector (`projector_state`, else a freshly initialised one)."""
+    model = BarlowTwins(embedder, config.projector, config.lambd)
+    if projector_state is not None:
+        model.projector.load_state_dict(projector_state)
+    model.eval()
+    views = TwoViewTransform(config.image_size)
+    torch.manual_seed(seed)
+    pairs = [views(image) for image in images]
+    v1, v2 = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    return cross_correlation(model.projector(model.features(v1)), model.projector(model.features(v2)))
+
+
 def _is_jpeg(data: torch.Tensor) -> bool:
     return len(data) > 2 and int(data[0]) == 0xFF and int(data[1]) == 0xD8
 
@@ -145,33 +170,6 @@ def _as_list(batch: list) -> list:
     return batch
 
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Settings of `pretrain`; the command line's flags have the same names."""
-
-    data: str
-    out: str
-    backbone: str = "resnet18"
-    init: str = "imagenet"                 # imagenet | none | path to a checkpoint of this project
-    epochs: int = 10
-    batch_size: int = 64
-    image_size: int = 128
-    projector: tuple[int, ...] = (1024, 1024, 1024)
-    lambd: float = 0.0051
-    optimizer: str = "adamw"               # adamw (small runs) | lars (the paper's)
-    lr: float = 1e-3                       # AdamW's; LARS uses the paper's rates scaled by batch / 256
-    weight_decay: float = 1e-6
-    warmup_epochs: int = 1
-    augment: str = "cpu"                   # cpu: in data-loader workers | gpu: batched on the device
-    workers: int = 2
-    device: str = "cpu"
-    compile: bool = False
-    sync_batchnorm: bool = False
-    max_steps: int | None = None           # stop early (smoke runs)
-    seed: int = 0
-    log_every: int = 10
-
-
 def _distributed() -> tuple[int, int, int]:
     """Initialise the process group under torchrun; return (rank, world size, local rank)."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -196,107 +194,164 @@ def _optimiser(model: BarlowTwins, config: PretrainConfig, world: int) -> torch.
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adamw or lars.")
 
 
-def _save(path: Path, model: BarlowTwins, optimiser, config: PretrainConfig, epoch: int, step: int, history: list) -> None:
-    save_checkpoint(path, model.embedder, Preprocessing.for_size(config.image_size),
-                    pretrain={"epoch": epoch, "step": step, "config": {**asdict(config), "projector": list(config.projector)},
-                              "projector": model.projector.state_dict(), "optimizer": optimiser.state_dict(),
-                              "history": history})
+def _save(model: BarlowTwins, optimiser, config: PretrainConfig, epoch: int, step: int, history: list,
+          finished: bool = False) -> None:
+    """Write the checkpoint (the backbone as an embedder, the projector, the history) and the training state."""
+    save_checkpoint(config.out, model.embedder, Preprocessing.for_size(config.image_size),
+                    pretrain={"epoch": epoch, "step": step, "config": asdict(config),
+                              "projector": model.projector.state_dict(), "history": history})
+    save_state(config, epoch, history, finished, state_dict=model.state_dict(), optimizer=optimiser.state_dict(),
+               step=step)
 
 
-def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
-    """Pretrain `config.backbone` with the Barlow Twins loss on the images under `config.data`;
-    return the checkpoint path. With `resume`, continue from the checkpoint at `config.out`.
+@dataclass
+class _Run:
+    """What a pretraining run carries from stage to stage."""
 
-    Logs one JSON line every `log_every` steps (loss, learning rate, images/s) to
-    `<out>.log.jsonl`. A NaN or infinite loss stops the run with `FloatingPointError`; the
-    last good checkpoint (from the end of the previous epoch) stays in place.
-    """
+    model: BarlowTwins
+    trainer: nn.Module
+    optimiser: torch.optim.Optimizer
+    device: torch.device
+    rank: int
+    world: int
+    start_epoch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)
+
+
+def _set_up(config: PretrainConfig, resume: bool) -> _Run:
+    """Return a run ready for its first epoch: the model on its device, wrapped for DDP (and compiled),
+    the optimiser, and the state it resumes from."""
     rank, world, local_rank = _distributed()
     device = torch.device(f"cuda:{local_rank}" if config.device == "cuda" else config.device)
+    state = load_state(config, _RESUMABLE_CHANGES) if resume else None
     torch.manual_seed(config.seed)
-    out = Path(config.out)
-    start_epoch, step, history = 0, 0, []
-    if resume:
-        if not out.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {out} to continue from.")
-        embedder, _, extra = load_checkpoint(out)
-        state = extra["pretrain"]
-        model = BarlowTwins(embedder, config.projector, config.lambd)
-        model.projector.load_state_dict(state["projector"])
-        start_epoch, step, history = state["epoch"], state["step"], list(state["history"])
-    else:
-        model = BarlowTwins(_initial_embedder(config), config.projector, config.lambd)
+    model = BarlowTwins(_initial_embedder(config), config.projector, config.lambd)
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
     if config.sync_batchnorm and world > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimiser = _optimiser(model, config, world)
-    if resume:
+    run = _Run(model, model, optimiser, device, rank, world)
+    if state is not None:
         optimiser.load_state_dict(state["optimizer"])
-    trainer = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) \
-        if world > 1 else model
+        run.start_epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
+    if world > 1:
+        run.trainer = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
     if config.compile:
-        trainer = torch.compile(trainer)
+        run.trainer = torch.compile(run.trainer)
+    return run
+
+
+def _loader(data: ImageFolderImages, config: PretrainConfig, epoch: int, world: int, gpu_decode: bool,
+            device: torch.device) -> DataLoader:
+    """Return the epoch's loader; its shuffling depends on (seed, epoch) only, so a resumed run repeats it."""
+    generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    sampler = DistributedSampler(data, seed=config.seed + epoch, drop_last=True) if world > 1 \
+        else RandomSampler(data, generator=generator)
+    return DataLoader(data, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+                      num_workers=config.workers, generator=generator, pin_memory=device.type == "cuda",
+                      persistent_workers=False, collate_fn=_as_list if gpu_decode else None)
+
+
+def _views(batch, data: ImageFolderImages, gpu_augment, gpu_decode: bool, device: torch.device):
+    """Return the two augmented views of a batch on `device` (channels-last on a GPU)."""
+    if gpu_decode:
+        view_1, view_2 = gpu_augment(decode_batch(batch, data.size, device), generator=None)
+    elif gpu_augment is not None:
+        view_1, view_2 = gpu_augment(batch.to(device, non_blocking=True), generator=None)
+    else:
+        view_1, view_2 = (v.to(device, non_blocking=True) for v in batch)
+    if device.type == "cuda":
+        view_1 = view_1.contiguous(memory_format=torch.channels_last)
+        view_2 = view_2.contiguous(memory_format=torch.channels_last)
+    return view_1, view_2
+
+
+def _step(run: _Run, config: PretrainConfig, view_1: torch.Tensor, view_2: torch.Tensor, total_steps: int,
+          warmup: int, epoch: int) -> torch.Tensor:
+    """Take one optimiser step at the scheduled learning rate; return the loss."""
+    scale = warmup_cosine(run.step, total_steps, warmup)
+    for group in run.optimiser.param_groups:
+        group["lr"] = group["base_lr"] * scale
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
+        loss = run.trainer(view_1, view_2)
+    if not torch.isfinite(loss):
+        out = Path(config.out)
+        raise FloatingPointError(
+            f"The loss became {loss.item()} at step {run.step} (epoch {epoch + 1}); stopping. The last good "
+            f"checkpoint is {out if out.is_file() else 'not written yet'}. Lower the learning rate or check the data.")
+    run.optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimiser.step()
+    run.step += 1
+    return loss
+
+
+def _log_step(run: _Run, config: PretrainConfig, loss: torch.Tensor, epoch: int, seen: int, tick: float) -> None:
+    record = {"step": run.step, "epoch": epoch + 1, "loss": round(loss.item(), 6),
+              "lr": run.optimiser.param_groups[0]["lr"], "images_per_s": round(seen / (time.perf_counter() - tick), 2)}
+    run.history.append(record)
+    log_path = Path(config.out).with_suffix(Path(config.out).suffix + ".log.jsonl")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
+    """Pretrain `config.backbone` with the Barlow Twins loss on the images under `config.data`;
+    return the checkpoint path. With `resume`, continue from the training state `<out>.state.pt`.
+
+    Logs one JSON line every `log_every` steps (loss, learning rate, images/s) to
+    `<out>.log.jsonl`. A NaN or infinite loss stops the run with `FloatingPointError`; the
+    last good checkpoint (from the end of the previous epoch) stays in place.
+    """
+    run = _set_up(config, resume)
     # --augment gpu on a GPU: workers only read files; JPEGs are decoded and augmented on the device
-    gpu_decode = config.augment == "gpu" and device.type == "cuda"
+    gpu_decode = config.augment == "gpu" and run.device.type == "cuda"
     data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu", raw_bytes=gpu_decode)
-    gpu_augment = BatchTwoViewAugment(config.image_size).to(device) if config.augment == "gpu" else None
-    steps_per_epoch = max(1, len(data) // (config.batch_size * world))
+    gpu_augment = BatchTwoViewAugment(config.image_size).to(run.device) if config.augment == "gpu" else None
+    steps_per_epoch = max(1, len(data) // (config.batch_size * run.world))
     total_steps = min(config.max_steps or config.epochs * steps_per_epoch, config.epochs * steps_per_epoch)
     warmup = config.warmup_epochs * steps_per_epoch
-    log_path = out.with_suffix(out.suffix + ".log.jsonl")
-    if rank == 0:
-        log.info("Barlow Twins: %d images, %d steps an epoch, %d processes, %s", len(data), steps_per_epoch, world, device)
-    for epoch in range(start_epoch, config.epochs):
-        if step >= total_steps:
+    if run.rank == 0:
+        log.info("Barlow Twins: %d images, %d steps an epoch, %d processes, %s", len(data), steps_per_epoch, run.world,
+                 run.device)
+    epochs_done = run.start_epoch
+    for epoch in range(run.start_epoch, config.epochs):
+        if run.step >= total_steps:
             break
-        # the epoch's shuffling and augmentation depend on (seed, epoch) only: a resumed run repeats them exactly
-        torch.manual_seed(config.seed * 100003 + epoch)
-        generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-        sampler = DistributedSampler(data, seed=config.seed + epoch, drop_last=True) if world > 1 \
-            else RandomSampler(data, generator=generator)
-        loader = DataLoader(data, batch_size=config.batch_size, sampler=sampler, drop_last=True,
-                            num_workers=config.workers, generator=generator, pin_memory=device.type == "cuda",
-                            persistent_workers=False, collate_fn=_as_list if gpu_decode else None)
-        trainer.train()
+        torch.manual_seed(config.seed * 100003 + epoch)  # the epoch's augmentations, like its shuffling
+        run.trainer.train()
         tick, seen = time.perf_counter(), 0
-        for batch in progress(loader, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
-                              disable=rank != 0):
-            if step >= total_steps:
+        for batch in progress(_loader(data, config, epoch, run.world, gpu_decode, run.device),
+                              desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                              disable=run.rank != 0):
+            if run.step >= total_steps:
                 break
-            if gpu_decode:
-                view_1, view_2 = gpu_augment(decode_batch(batch, data.size, device), generator=None)
-            elif gpu_augment is not None:
-                view_1, view_2 = gpu_augment(batch.to(device, non_blocking=True), generator=None)
-            else:
-                view_1, view_2 = (v.to(device, non_blocking=True) for v in batch)
-            if device.type == "cuda":
-                view_1 = view_1.contiguous(memory_format=torch.channels_last)
-                view_2 = view_2.contiguous(memory_format=torch.channels_last)
-            scale = warmup_cosine(step, total_steps, warmup)
-            for group in optimiser.param_groups:
-                group["lr"] = group["base_lr"] * scale
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                loss = trainer(view_1, view_2)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"The loss became {loss.item()} at step {step} (epoch {epoch + 1}); stopping. The last good "
-                    f"checkpoint is {out if out.is_file() else 'not written yet'}. Lower the learning rate or check the data.")
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            seen += len(view_1) * world
-            if rank == 0 and (step % config.log_every == 0 or step == total_steps):
-                record = {"step": step, "epoch": epoch + 1, "loss": round(loss.item(), 6),
-                          "lr": optimiser.param_groups[0]["lr"], "images_per_s": round(seen / (time.perf_counter() - tick), 2)}
-                history.append(record)
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-        if rank == 0:
-            _save(out, model, optimiser, config, epoch + 1, step, history)
-        if world > 1:
+            view_1, view_2 = _views(batch, data, gpu_augment, gpu_decode, run.device)
+            loss = _step(run, config, view_1, view_2, total_steps, warmup, epoch)
+            seen += len(view_1) * run.world
+            if run.rank == 0 and (run.step % config.log_every == 0 or run.step == total_steps):
+                _log_step(run, config, loss, epoch, seen, tick)
+        if run.rank == 0:
+            _save(run.model, run.optimiser, config, epoch + 1, run.step, run.history)
+        epochs_done = epoch + 1
+        if run.world > 1:
             dist.barrier()
-    return out
+    if run.rank == 0:
+        _save(run.model, run.optimiser, config, epochs_done, run.step, run.history, finished=True)
+    return Path(config.out)
+
+
+def cached_pretrain(config: PretrainConfig, images: str) -> Path:
+    """Return the checkpoint of `pretrain(config)`, trained once under `artifacts/pretrain/` and then read back.
+
+    `images` is the fingerprint of what `config.data` holds: the run is keyed by it and by
+    the settings (not by the folder's path); an interrupted run is resumed.
+    """
+    return cached_training("pretrain", config, {"images": images}, lambda c, resume: pretrain(c, resume),
+                           _VERSION)[0]

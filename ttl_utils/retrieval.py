@@ -13,7 +13,6 @@ everything to one point gets the worst rank, not the best.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -24,10 +23,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from .pairs import ImageSource, open_rgb
 from .progress import progress
+from .runtime import default_workers
 
 __all__ = [
-    "embed", "rank_of_match", "rank_of_match_by", "recall_at_k", "median_rank", "mean_reciprocal_rank", "rank_histogram",
-    "cmc_curve", "bootstrap_ci", "paired_bootstrap", "candidate_ranks", "candidate_accuracy",
+    "embed", "rank_of_match", "rank_of_match_by", "ranks_both_ways", "retrieval_metrics", "partner_distances",
+    "recall_at_k", "median_rank",
+    "mean_reciprocal_rank", "rank_histogram", "cmc_curve", "bootstrap_ci", "paired_bootstrap", "candidate_ranks",
+    "candidate_accuracy",
 ]
 
 Metric = Callable[[np.ndarray], float]
@@ -46,12 +48,6 @@ class _Images(Dataset):
         return self.transform(open_rgb(self.sources[i]))
 
 
-def default_workers() -> int:
-    """Return how many data-loading processes to use: one per spare core, at most 4."""
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
-
-
-@torch.inference_mode()
 def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, batch_size: int = 32,
           device: str | torch.device = "cpu", num_workers: int | None = None, desc: str = "Embedding") -> torch.Tensor:
     """Return `model`'s embeddings of `images` (paths or arrays) as an `N x D` float32 CPU tensor.
@@ -64,9 +60,11 @@ def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, 
     device = torch.device(device)
     loader = DataLoader(_Images(images, transform), batch_size=batch_size, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
-    model = model.eval().to(device, memory_format=torch.channels_last)
-    out = [model(batch.to(device, non_blocking=True, memory_format=torch.channels_last)).float().cpu()
-           for batch in progress(loader, desc=desc, unit="batch", leave=False)]
+    with torch.no_grad():  # not inference mode: the moved weights must stay usable for training and attribution
+        model = model.eval().to(device, memory_format=torch.channels_last)
+    with torch.inference_mode():
+        out = [model(batch.to(device, non_blocking=True, memory_format=torch.channels_last)).float().cpu()
+               for batch in progress(loader, desc=desc, unit="batch", leave=False)]
     return torch.cat(out) if out else torch.empty(0, 0)
 
 
@@ -103,6 +101,21 @@ def rank_of_match_by(score: Callable[[torch.Tensor], torch.Tensor], query: torch
         true = scores[torch.arange(len(scores)), torch.arange(start, start + len(scores))].unsqueeze(1)
         ranks.append((scores >= true - tie_tolerance).sum(dim=1))  # the match itself and all as high
     return torch.cat(ranks).cpu().numpy().astype(np.int64)
+
+
+def ranks_both_ways(left: torch.Tensor, right: torch.Tensor) -> np.ndarray:
+    """Return an `N x 2` array: the rank of each pair's partner, left -> right and right -> left."""
+    return np.stack([rank_of_match(left, right), rank_of_match(right, left)], axis=1)
+
+
+def retrieval_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 10, 20)) -> dict[str, float]:
+    """Return `{"R@k": ..., "MRR": ...}` over all the ranks given (both directions pooled, for `N x 2`)."""
+    return {**{f"R@{k}": recall_at_k(ranks, k) for k in ks}, "MRR": mean_reciprocal_rank(ranks)}
+
+
+def partner_distances(left: torch.Tensor, right: torch.Tensor) -> tuple[float, float]:
+    """Return the mean Euclidean distance of each left embedding to its partner, and to any right embedding."""
+    return (left - right).norm(dim=1).mean().item(), torch.cdist(left, right).mean().item()
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> float:

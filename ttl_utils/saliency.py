@@ -32,12 +32,15 @@ import torchvision.transforms.functional as TF
 from torch import nn
 
 from .models import Embedder
-from .transforms import Preprocessing
+from .runtime import model_fingerprint
+from .storage import cached
+from .transforms import Preprocessing, denormalise
 
 __all__ = [
     "METHODS", "BASELINES", "Explanation", "similarity_given", "joint_similarity", "make_baseline", "attribute",
     "explain_pair", "gradcam", "similarity_decomposition", "point_to_point", "deletion_insertion", "infidelity_score",
-    "sensitivity_score", "randomised_copy", "rank_correlation", "plot_pair_maps", "to_image", "faithfulness",
+    "sensitivity_score", "randomised_copy",
+    "cached_explanations", "faithfulness_table", "rank_correlation", "plot_pair_maps", "to_image", "faithfulness",
 ]
 
 log = logging.getLogger(__name__)
@@ -301,9 +304,7 @@ def randomised_copy(embedder: Embedder, layer: str | None = None, seed: int = 0)
 
 def to_image(x: torch.Tensor, preprocessing: Preprocessing) -> np.ndarray:
     """Return a normalised `1 x 3 x H x W` batch as an `H x W x 3` image in [0, 1], for plotting."""
-    mean = torch.tensor(preprocessing.mean).view(3, 1, 1)
-    std = torch.tensor(preprocessing.std).view(3, 1, 1)
-    return (x[0].detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+    return denormalise(x, preprocessing.mean, preprocessing.std)
 
 
 def rank_correlation(map_1: torch.Tensor, map_2: torch.Tensor) -> float:
@@ -380,3 +381,31 @@ def faithfulness(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, prepr
             "randomisation_correlation": rank_correlation(saliency_map, random_map),
         })
     return rows
+
+
+def cached_explanations(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, preprocessing: Preprocessing,
+                        name: str, data: str, baseline: str = "blur", ig_steps: int = 32) -> dict[str, dict]:
+    """Return `explain_pair`'s maps of every method as `{method: {"a", "b", "delta_a", "delta_b"}}`, computed
+    once under `artifacts/saliency_maps/`, keyed by the model's weights, the pair's `name`, the data's
+    fingerprint `data` and the settings."""
+    def compute():
+        return {method: {"a": e.map_a, "b": e.map_b, "delta_a": e.delta_a, "delta_b": e.delta_b}
+                for method, e in explain_pair(embedder, x_a, x_b, preprocessing, baseline=baseline,
+                                              ig_steps=ig_steps).items()}
+
+    return cached("saliency_maps", compute, model=model_fingerprint(embedder), data=data, pair=name,
+                  size=preprocessing.crop, baseline=baseline, ig_steps=ig_steps)
+
+
+def faithfulness_table(embedder: Embedder, pairs, indices: Sequence[int], preprocessing: Preprocessing, data: str,
+                       baseline: str = "blur", ig_steps: int = 32) -> list[dict]:
+    """Return `faithfulness`' rows for the pairs `indices` of `pairs` (explaining each left image with
+    its partner fixed), each with its `"pair"` id; computed once under `artifacts/faithfulness/`."""
+    def compute():
+        return [{"pair": pairs.ids[i], **row} for i in indices
+                for row in faithfulness(embedder, preprocessing.batch(pairs.left_image(i)),
+                                        preprocessing.batch(pairs.right_image(i)), preprocessing,
+                                        baseline=baseline, ig_steps=ig_steps)]
+
+    return cached("faithfulness", compute, model=model_fingerprint(embedder), data=data,
+                  pairs=[pairs.ids[i] for i in indices], size=preprocessing.crop, baseline=baseline, ig_steps=ig_steps)

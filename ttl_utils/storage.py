@@ -1,5 +1,9 @@
 """Writing files atomically and the cache of expensive results under `artifacts/`.
 
+`cached` is the cache-or-compute call for values (embeddings, ranks, saliency maps);
+training runs, which write checkpoints and resume, go through `training_state.cached_training`,
+built on the same `cache_path`.
+
 A file is written to a temporary name beside its target, then renamed over it, so a
 crash or a full disk never leaves half a checkpoint or half a split behind.
 """
@@ -16,7 +20,7 @@ from typing import Any
 import torch
 
 from .config import artifacts_dir
-from .pairs import content_digest
+from .runtime import content_digest
 
 __all__ = ["atomic_write", "cache_path", "cached", "load_torch", "save_json", "save_torch"]
 

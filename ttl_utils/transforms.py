@@ -10,17 +10,26 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from PIL import Image
 from torch import nn
 
-__all__ = ["BARLOW_TWINS_VIEWS", "PairAugmentation", "BatchTwoViewAugment", "BatchViewAugment", "IMAGENET_MEAN", "IMAGENET_STD",
+__all__ = ["denormalise",
+           "BARLOW_TWINS_VIEWS", "PairAugmentation", "BatchTwoViewAugment", "BatchViewAugment", "IMAGENET_MEAN", "IMAGENET_STD",
            "Preprocessing", "TwoViewTransform", "ViewAugmentation"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def denormalise(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """Return a normalised `3 x H x W` image (or a one-image batch) as `H x W x 3` in [0, 1], for plotting."""
+    x = x.detach().cpu()
+    x = x[0] if x.ndim == 4 else x
+    return (x * torch.tensor(std).view(3, 1, 1) + torch.tensor(mean).view(3, 1, 1)).clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,10 @@ class Preprocessing:
         """Return `image` as a normalised `3 x crop x crop` float tensor."""
         image = TF.center_crop(TF.resize(image, self.resize, antialias=True), self.crop)
         return TF.normalize(TF.to_tensor(image), self.mean, self.std)
+
+    def batch(self, image: Image.Image) -> torch.Tensor:
+        """Return `image` as a one-image batch, `1 x 3 x crop x crop`."""
+        return self(image)[None]
 
     def to_dict(self) -> dict:
         """Return the settings as plain types (lists, ints), fit for a checkpoint or JSON."""

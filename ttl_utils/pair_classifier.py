@@ -1,4 +1,4 @@
-"""Training loops. For now: the learned-distance baseline (a Siamese pair classifier).
+"""The learned-distance baseline: a Siamese pair classifier on frozen embeddings.
 
 The study's first attempt: a frozen backbone embeds both images; "adaptive layers" on
 top learn whether two embeddings are a pair. It trains on cached embeddings, so it runs
@@ -11,16 +11,17 @@ in seconds on a CPU.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .recipes import PairTrainingConfig
 from .retrieval import rank_of_match_by, recall_at_k
 
-__all__ = ["PAIR_FEATURES", "PairScorer", "PairTrainingConfig", "fit_pair_classifier", "pair_loss", "sample_negatives"]
+__all__ = ["PAIR_FEATURES", "PairScorer", "PairTrainingConfig", "fit_pair_classifier", "pair_loss", "sample_negatives",
+           "evaluate_pair_classifier"]
 
 log = logging.getLogger(__name__)
 
@@ -76,23 +77,6 @@ def sample_negatives(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return picks + (picks >= np.arange(n)[:, None])  # skip i itself
 
 
-@dataclass(frozen=True)
-class PairTrainingConfig:
-    """Settings of `fit_pair_classifier`."""
-
-    features: str = "absdiff_prod"
-    hidden: int = 256
-    dropout: float = 0.1
-    negatives: int = 4
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    eval_ks: tuple[int, ...] = field(default=(1, 10, 25))
-    probe_size: int = 200  # pairs ranked among themselves each epoch to track recall
-
-
 def pair_loss(scorer: PairScorer, a: torch.Tensor, b: torch.Tensor, negative_b: torch.Tensor) -> torch.Tensor:
     """Return the balanced BCE of pairs `(a[i], b[i])` (label 1) and `(a[i], negative_b[i*k + j])` (label 0).
 
@@ -106,7 +90,7 @@ def pair_loss(scorer: PairScorer, a: torch.Tensor, b: torch.Tensor, negative_b: 
 
 
 def fit_pair_classifier(train_left: torch.Tensor, train_right: torch.Tensor, val_left: torch.Tensor | None = None,
-                        val_right: torch.Tensor | None = None, config: PairTrainingConfig = PairTrainingConfig(),
+                        val_right: torch.Tensor | None = None, config: PairTrainingConfig | None = None,
                         ) -> tuple[PairScorer, list[dict]]:
     """Train a `PairScorer` with binary cross-entropy: true pairs vs `negatives` random non-pairs each.
 
@@ -115,6 +99,7 @@ def fit_pair_classifier(train_left: torch.Tensor, train_right: torch.Tensor, val
     is comparable across epochs) and train / val recall@k of ranking by the learned score,
     each among `probe_size` pairs (the same number on both sides, so they compare).
     """
+    config = config or PairTrainingConfig()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     scorer = PairScorer(train_left.shape[1], config.features, config.hidden, config.dropout)
@@ -154,3 +139,17 @@ def fit_pair_classifier(train_left: torch.Tensor, train_right: torch.Tensor, val
         history.append(row)
         log.debug("epoch %d: %s", epoch, row)
     return scorer.eval(), history
+
+
+def evaluate_pair_classifier(train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+                         test: tuple[torch.Tensor, torch.Tensor], config: PairTrainingConfig) -> dict:
+    """Train on the `(left, right)` embeddings `train` (validating on `val`); return the test split's
+    `"ranks"` by the learned score, the `"history"`, and the `"scores"` (logits) of true pairs and of
+    non-pairs (each left image with the next pair's right image) on the train and test splits."""
+    scorer, history = fit_pair_classifier(*train, *val, config)
+    with torch.no_grad():
+        scores = {}
+        for part, (left, right) in (("train", train), ("test", test)):
+            scores[f"{part} pairs"] = scorer(left, right)
+            scores[f"{part} non-pairs"] = scorer(left, right.roll(1, 0))
+    return {"ranks": torch.from_numpy(scorer.rank(*test)), "history": history, "scores": scores}

@@ -1,0 +1,76 @@
+"""The results that notebooks hand to each other, each found by one name and computed once.
+
+Notebook 06 needs notebook 05's chosen model and notebook 04's Barlow Twins checkpoint;
+notebook 07 needs a fine-tuned model too. Each is built here, from the profile's recipe
+(`recipes`), on the saved split, through the one cache (`storage.cached` for values,
+`training_state.cached_training` for training runs). A notebook that runs before the one
+that "makes" a result trains it through the same call, so every notebook runs on its own.
+
+>>> model = finetuned(profile, pairs)          # doctest: +SKIP
+>>> checkpoint = barlow_twins(profile, pairs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from .config import Profile, artifacts_dir
+from .data import write_pairs
+from .evaluation import embed_pairs
+from .finetune import FinetuneResult, cached_finetune
+from .models import build_embedder
+from .pair_classifier import evaluate_pair_classifier
+from .pairs import PairSet
+from .pretrain import cached_pretrain
+from .recipes import FinetuneConfig, PairTrainingConfig, PretrainConfig
+from .runtime import choose_device
+from .splits import split_pairs
+from .storage import cached
+from .transforms import Preprocessing
+
+__all__ = ["barlow_twins", "finetuned", "frozen_embeddings", "learned_distance", "pretraining_images"]
+
+
+def frozen_embeddings(profile: Profile, pairs: PairSet, layers: tuple[str, ...] = ("layer4",)):
+    """Return `(left, right)` embeddings of `pairs` by the profile's ImageNet backbone (cached)."""
+    embedder = build_embedder(profile.backbone, "imagenet", layers)
+    preprocessing = Preprocessing.for_size(profile.image_size)
+    device = choose_device()
+    batch_size = profile.batch_size if device == "cuda" else 32
+    return embed_pairs(embedder, preprocessing, pairs, batch_size=batch_size, device=device)
+
+
+def learned_distance(profile: Profile, pairs: PairSet, config: PairTrainingConfig | None = None) -> dict:
+    """Return the learned-distance baseline of notebook 02 (`pair_classifier.evaluate_pair_classifier`):
+    trained on the frozen embeddings of the saved split's train pairs, ranked on its test pairs."""
+    config = config or PairTrainingConfig.for_profile(profile)
+    left, right = frozen_embeddings(profile, pairs)
+    parts = {name: pairs.index_of(part.ids) for name, part in split_pairs(pairs).items()}
+    embeddings = {name: (left[idx], right[idx]) for name, idx in parts.items()}
+    return cached("pair_classifier",
+                  lambda: evaluate_pair_classifier(embeddings["train"], embeddings["val"], embeddings["test"], config),
+                  profile=profile.name, data=pairs.fingerprint, config=asdict(config))
+
+
+def finetuned(profile: Profile, pairs: PairSet, config: FinetuneConfig | None = None) -> FinetuneResult:
+    """Return the chosen fine-tuned model (notebook 05's): the profile's recipe, or `config`, trained on
+    the saved split's train pairs with its epoch selected on the val pairs."""
+    split = split_pairs(pairs)
+    return cached_finetune(config or FinetuneConfig.for_profile(profile), split["train"], split["val"])
+
+
+def pretraining_images(pairs: PairSet) -> str:
+    """Return the folder that holds the images of `pairs` for pretraining (written once, keyed by content)."""
+    folder = artifacts_dir() / "pretrain-images" / pairs.fingerprint
+    if not (folder / "right").is_dir():
+        write_pairs(pairs, folder)
+    return str(folder)
+
+
+def barlow_twins(profile: Profile, pairs: PairSet, **changes) -> tuple[PretrainConfig, str]:
+    """Return `(config, checkpoint)` of the Barlow Twins pretraining of notebook 04: the profile's recipe
+    (with `changes`) on the images of the saved split's train pairs."""
+    train = split_pairs(pairs)["train"]
+    config = PretrainConfig.for_profile(profile, data=pretraining_images(train), **changes)
+    return config, str(cached_pretrain(config, train.fingerprint))
+
