@@ -20,6 +20,7 @@ def isolated_project(tmp_path, monkeypatch):
     monkeypatch.setenv("TTL_HOME", str(home))
     monkeypatch.delenv("TTL_DATA", raising=False)
     monkeypatch.delenv("TTL_PROFILE", raising=False)
+    monkeypatch.setattr("ttl_utils.plots._figures_folder", None)  # the folder an earlier test's setup() chose
     return home
 
 

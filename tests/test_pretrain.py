@@ -83,7 +83,7 @@ def test_cli_pretrain_and_resume_errors(images, tmp_path, capsys):
     assert out.is_file()
     assert main(["-q", "pretrain", "--data", str(images), "--out", str(tmp_path / "none.pt"), "--resume",
                  "--device", "cpu"]) == 2
-    assert "no checkpoint at" in capsys.readouterr().err
+    assert "no training state at" in capsys.readouterr().err
 
 
 def test_batched_augmentation_path_runs(images, tmp_path):
@@ -120,7 +120,8 @@ def test_two_processes_with_gloo_train_one_model(images, tmp_path):
 
 
 def test_projector_defaults_follow_the_backbone():
-    from ttl_utils.cli import build_parser, default_projector
+    from ttl_utils.cli import build_parser
+    from ttl_utils.recipes import default_projector
 
     assert default_projector("resnet50") == (8192, 8192, 8192)
     assert default_projector("efficientnet_lite0") == (1024, 1024, 1024)
