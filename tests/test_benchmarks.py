@@ -48,3 +48,15 @@ def test_finetune_benchmark_stops_with_the_command_s_error(tmp_path, capsys):
     with pytest.raises(SystemExit, match="finetune failed"):
         bench.main(["--data", str(data), "--", "--split", "all", "--unfreeze", "2", "--layers", "layer1,layer4"])
     assert "cached trunk ends at layer2" in capsys.readouterr().err
+
+
+def test_study_resnet50_benchmark_runs_the_rows_on_stand_in_weights(tmp_path, monkeypatch, capsys):
+    bench = _load("study_resnet50")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "untouched"))  # the script sets its own; restored after
+    data = write_official(tmp_path / "a", n=10, size=32)
+    result = bench.main(["--data", str(data), "--profile", "smoke", "--image-size", "32",
+                         "--json", str(tmp_path / "b.json")])
+    assert result["pairs"] == 10 and result["test_pairs"] == 2 and result["image_size"] == 32
+    assert 0 < result["build_and_finetune_s"] <= result["total_s"] and result["peak_rss_gb"] > 0.1
+    assert "ResNet-50 rows on" in capsys.readouterr().out
+    assert not (tmp_path / "untouched").exists()  # stand-in weights went to the script's own folder

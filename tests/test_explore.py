@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from ttl_utils.demo import make_demo_pairs
-from ttl_utils.explore import image_table, near_duplicates
-from ttl_utils.faces import agreement_table, count_faces, face_table
+from ttl_utils.explore import image_findings, image_summary, image_table, near_duplicates
+from ttl_utils.faces import agreement_table, count_faces, face_counts, face_table, split_by_faces
 from ttl_utils.pairs import PairSet
 
 
@@ -64,3 +65,36 @@ def test_face_table_and_agreement_with_the_official_mask():
 def test_demo_pairs_are_mostly_face_free():
     table = face_table(make_demo_pairs(20, 64))
     assert table.face_pair.mean() <= 0.2
+
+
+def test_image_summary_has_a_row_a_side_and_findings_read_it():
+    red = np.zeros((20, 10, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((20, 10, 3), 93, np.uint8)
+    images = image_table(_pairs_of([red, grey], [grey, grey]))
+    summary = image_summary(images)
+    assert list(summary.columns) == ["images", "width", "height", "aspect", "mean_r", "mean_g", "mean_b",
+                                     "saturation", "greyscale_share"]
+    assert list(summary.index) == ["left", "right"]
+    assert summary.loc["left", "images"] == 2 and summary.loc["left", "mean_r"] == pytest.approx(174)
+    assert summary.loc["left", "greyscale_share"] == 0.5 and summary.loc["right", "greyscale_share"] == 1.0
+    assert image_findings(images) == [
+        "Image sizes (width x height): 10x20: 4",
+        "Mean brightness left 89, right 93 (of 255); saturation left 0.50, right 0.00; greyscale left 50.0%, right 100.0%",
+    ]
+
+
+def test_face_counts_and_the_split_into_generic_and_face_pairs():
+    faces = pd.DataFrame({"left_faces": [1, 0, 2, 0], "right_faces": [0, 0, 1, 3]})
+    faces["face_pair"] = (faces.left_faces > 0) | (faces.right_faces > 0)
+    counts = face_counts(faces)
+    assert counts.name == "count"
+    assert counts.to_dict() == {"pairs": 4, "face on the left": 2, "face on the right": 2, "face on both sides": 1,
+                                "face on either side": 3, "no face (generic subset)": 1}
+    plain = np.zeros((8, 8, 3), np.uint8)
+    pairs = _pairs_of([plain] * 4, [plain] * 4)
+    generic, with_faces = split_by_faces(pairs, faces.face_pair.to_numpy())
+    assert generic.ids == ("p1",) and with_faces.ids == ("p0", "p2", "p3")
+    assert (generic.name, with_faces.name) == ("hand-made without faces", "hand-made with faces")
+    with pytest.raises(ValueError, match="face_pair has 3 flags but hand-made has 4 pairs"):
+        split_by_faces(pairs, np.array([True, False, True]))

@@ -121,6 +121,19 @@ def test_decomposition_refuses_a_head_or_several_layers(pair):
         S.similarity_decomposition(build_embedder("resnet18", None, layers=("layer3", "layer4")), *pair)
 
 
+def test_has_decomposition_only_for_one_pooled_layer_without_a_head():
+    assert S.has_decomposition(build_embedder("resnet18", None))
+    assert not S.has_decomposition(build_embedder("resnet18", None, layers=("layer3", "layer4")))
+    assert not S.has_decomposition(build_embedder("resnet18", None, head={"kind": "linear", "out_dim": 8}))
+
+
+def test_strongest_point_is_the_centre_of_the_largest_cell_in_pixels():
+    cells = torch.zeros(3, 4)
+    cells[2, 1] = 5.0
+    assert S.strongest_point(cells, 96) == (80, 36)  # cell rows are 32 px, columns 24 px
+    assert S.strongest_point(torch.eye(2) * torch.tensor([1.0, 2.0]), 64) == (48, 48)
+
+
 def test_deletion_and_insertion_curves_start_and_end_where_they_must(pair):
     model = smooth_resnet18()
     x_a, x_b = pair

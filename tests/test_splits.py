@@ -11,7 +11,7 @@ from conftest import write_official
 from ttl_utils.data import load_pairs
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.pairs import DatasetError
-from ttl_utils.splits import load_split, split_of, split_pairs, split_path
+from ttl_utils.splits import load_split, split_of, split_pairs, split_path, split_table
 
 
 def test_split_sizes_cover_every_pair_once():
@@ -60,3 +60,15 @@ def test_bad_fractions_are_refused():
         split_pairs(pairs, val=0.5, test=0.5, save=False)
     with pytest.raises(ValueError, match="no training pairs"):
         split_pairs(make_demo_pairs(2, 16), val=0.4, test=0.4, save=False)
+
+
+def test_split_table_counts_the_pairs_of_each_subset_in_each_split():
+    pairs = make_demo_pairs(20, 16)
+    split = split_pairs(pairs, val=0.1, test=0.2, seed=0, save=False)
+    chosen = [pairs.ids.index(pair_id) for pair_id in split["test"].ids[:3] + split["val"].ids[:1]]
+    table = split_table(split, {"some": pairs.subset(chosen), "none": pairs.subset([])})
+    assert list(table.columns) == ["all pairs", "some", "none"] and list(table.index) == ["train", "val", "test"]
+    assert table.to_dict("list") == {"all pairs": [14, 2, 4], "some": [0, 1, 3], "none": [0, 0, 0]}
+    assert table.dtypes.tolist() == [int, int, int]
+    with pytest.raises(ValueError, match="Subset 'other' holds 2 pairs that are in no split"):
+        split_table(split, {"other": make_demo_pairs(22, 16).subset([19, 20, 21])})

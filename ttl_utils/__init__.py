@@ -11,8 +11,9 @@ Modules, lowest first (a module imports only those before it):
   `pair_classifier` (the learned-distance baseline), `trunk` (the frozen trunk's cache),
   `finetune`, `pretrain` (Barlow Twins);
 - evaluation: `report` (tables with CIs, paired gains, verdicts), `evaluation` (embedding
-  cache, reports), `ablation`, `saliency`, `plots`, `results` (the results notebooks hand on,
-  each by one name);
+  cache, reports), `ablation`, `saliency`, `saliency_report` (what notebook 03 shows of it),
+  `plots`, `results` (the results notebooks hand on, each by one name), `compare` (several
+  models ranked on the same pairs: one table with CIs, paired gains, verdicts);
 - entry points: `notebook` (the first lines of every notebook), `cli`.
 """
 

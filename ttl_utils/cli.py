@@ -2,7 +2,8 @@
 
 Commands: `download` (the official TTL release), `check` (validate a dataset folder),
 `demo` (write the demo data as a folder, or a picture of it), `evaluate` (retrieval
-metrics of a backbone or checkpoint on a dataset), `pretrain` (Barlow Twins), `finetune`
+metrics of a backbone or checkpoint on a dataset), `compare` (several models on the same
+pairs: table, paired gains, verdicts, rank histogram), `pretrain` (Barlow Twins), `finetune`
 (projection layers and the last stages, triplet or InfoNCE loss, on TTL pairs).
 """
 
@@ -43,6 +44,14 @@ def _layers(text: str) -> tuple[str, ...]:
 
 
 def _download(args: argparse.Namespace) -> None:
+    if args.weights:
+        from .models import build_backbone, hub_weights_path
+        from .results import STUDY_WEIGHTS
+
+        for weights in STUDY_WEIGHTS.values():
+            build_backbone("resnet50", weights)  # fetched into torch.hub's cache, checksum checked
+            print(f"ResNet-50 {weights} weights: {hub_weights_path('resnet50', weights)}")
+        return
     if args.from_zip:
         install_archives(*args.from_zip, dest=args.dest)
     else:
@@ -111,6 +120,7 @@ def _finetune(args: argparse.Namespace) -> None:
         raise UsageError(f"--init: no checkpoint at {args.init}.")
     config = FinetuneConfig.for_profile(
         args.profile, out=str(args.out), backbone=args.backbone, init=str(args.init) if args.init else None,
+        weights=args.weights,
         unfreeze=args.unfreeze, layers=args.layers, grid=args.grid, head=args.head, loss=args.loss, miner=args.miner,
         margin=args.margin, temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
@@ -132,6 +142,50 @@ def _finetune(args: argparse.Namespace) -> None:
     print(f"Evaluate it: python -m ttl_utils evaluate --checkpoint {result.checkpoint} --data DIR --split test")
 
 
+def _compare(args: argparse.Namespace) -> None:
+    from .compare import (
+        compare_models,
+        comparison_summary,
+        comparison_table,
+        format_comparison,
+        load_models,
+        unique_names,
+        verdicts,
+    )
+    from .faces import generic_subset
+
+    if args.names is not None and len(args.names) != len(args.models):
+        raise UsageError(f"--names: give one name per MODEL ({len(args.models)} models, {len(args.names)} names).")
+    names = unique_names(args.names or args.models)
+    loaded = load_models(dict(zip(names, args.models)), args.profile)
+    pairs = resolve_pairs(args.data, args.profile)
+    if args.split != "all":
+        pairs = split_pairs(pairs)[args.split]
+    if args.subset == "generic":
+        pairs = generic_subset(pairs)
+    if len(pairs) < 2:
+        raise UsageError(f"{pairs.name} has {len(pairs)} pair(s): nothing to rank.")
+    device = choose_device(args.device)
+    batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
+    ranked = compare_models(loaded, pairs, device, batch_size, args.workers, cache=not args.no_cache)
+    table, lines = comparison_table(ranked), verdicts(ranked)
+    print(format_comparison(table, lines, f"{pairs.name}: {len(pairs)} queries among {len(pairs)} candidates"))
+    if args.figure:
+        from .plots import comparison_figures, save_fig, set_theme
+
+        set_theme()
+        figures = comparison_figures({m.name: m.ranks["left -> right"] for m in ranked}, len(pairs),
+                                     f"{pairs.name}, left -> right")
+        for suffix, fig in zip(("rank_histogram", "cmc"), figures):
+            for path in save_fig(fig, f"{args.figure.name}_{suffix}", args.figure.parent):
+                print(f"Wrote {path}")
+    if args.json:
+        save_json(comparison_summary(ranked, table, lines, data=pairs.name, fingerprint=pairs.fingerprint,
+                                     split=args.split, subset=args.subset, specs=dict(zip(names, args.models))),
+                  args.json)
+        print(f"Wrote {args.json}")
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("-"))
 
@@ -146,6 +200,9 @@ def _add_download(sub) -> None:
     p.add_argument("--dest", type=Path, default=None, help="install folder (default: data/ttl)")
     p.add_argument("--from-zip", nargs=2, type=Path, metavar=("LEFT.zip", "RIGHT.zip"),
                    help="install archives downloaded by hand instead of downloading")
+    p.add_argument("--weights", action="store_true",
+                   help="instead: fetch the study's ResNet-50 weights (supervised and Barlow Twins ImageNet) "
+                        "into torch.hub's cache, for notebook 06")
     p.set_defaults(run=_download)
 
 
@@ -220,6 +277,8 @@ def _add_finetune_model(p: argparse.ArgumentParser) -> None:
     start.add_argument("--backbone", choices=sorted(BACKBONES), default=None,
                        help="ImageNet backbone (default: the profile's)")
     start.add_argument("--init", type=Path, default=None, help="start from a checkpoint of this project (e.g. pretrain's)")
+    p.add_argument("--weights", default=None, help="the backbone's pretrained weights: imagenet (default) or "
+                                                   "barlowtwins (resnet50, the official checkpoint)")
     p.add_argument("--unfreeze", type=int, default=None, choices=range(0, 5),
                    help=f"how many of the backbone's last stages train (0: the head alone; default {FinetuneConfig.unfreeze})")
     p.add_argument("--layers", type=_layers, default=None,
@@ -269,12 +328,34 @@ def _add_finetune(sub) -> None:
     p.set_defaults(run=_finetune)
 
 
+def _add_compare(sub) -> None:
+    p = sub.add_parser("compare", help="rank the same pairs with several models: a table with CIs, paired gains, "
+                                       "verdicts, the rank histogram",
+                       description="Each MODEL is a checkpoint of this project or a backbone name, optionally "
+                                   "with weights (resnet50:barlowtwins), used zero-shot. Gains and verdicts are "
+                                   "over the first MODEL.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help="checkpoint file or backbone[:weights]")
+    p.add_argument("--names", nargs="+", default=None, help="one display name per MODEL (default: as given)")
+    p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
+    p.add_argument("--split", choices=("test", "all"), default="test",
+                   help="the saved split's test pairs (default) or every pair")
+    p.add_argument("--subset", choices=("all", "generic"), default="all",
+                   help="generic: only pairs with no face found on either side (the study's setting)")
+    p.add_argument("--figure", type=Path, help="write PREFIX_rank_histogram and PREFIX_cmc (.png, .pdf)")
+    p.add_argument("--json", type=Path, help="write the table, verdicts and ranks to this JSON file")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
+    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
+    p.set_defaults(run=_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m ttl_utils`: one small function a subcommand."""
     parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_pretrain, _add_finetune):
+    for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_compare, _add_pretrain, _add_finetune):
         add(sub)
     return parser
 
@@ -282,11 +363,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status (2 for bad input: data, download, model, arguments)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    # the project's messages at INFO; other libraries' (fontTools writing PDFs, ...) only when they warn
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    level = log.level
+    log.setLevel(logging.WARNING if args.quiet else logging.INFO)
     try:
         args.profile = get_profile()  # chosen once here; everything below is handed it
         args.run(args)
     except (DatasetError, DownloadError, WeightsUnavailableError, FileNotFoundError, FloatingPointError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        log.setLevel(level)  # a caller's logging (a test, a notebook) is left as it was
     return 0

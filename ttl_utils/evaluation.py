@@ -20,9 +20,20 @@ from .runtime import model_fingerprint
 from .storage import cache_path, load_torch, save_torch
 from .transforms import Preprocessing
 
-__all__ = ["embed_pairs", "evaluate_model"]
+__all__ = ["embed_pairs", "embeddings_cached", "evaluate_model"]
 
 log = logging.getLogger(__name__)
+
+
+def _embedding_key(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> dict:
+    return {"model": model_fingerprint(embedder), "describe": embedder.describe(),
+            "preprocessing": preprocessing.to_dict(), "data": pairs.fingerprint}
+
+
+def embeddings_cached(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> bool:
+    """Return whether `embed_pairs` would read both sides from the cache (no forward pass)."""
+    key = _embedding_key(embedder, preprocessing, pairs)
+    return all(cache_path("embeddings", side=side, **key).is_file() for side in ("left", "right"))
 
 
 def embed_pairs(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet, batch_size: int = 32,
@@ -33,8 +44,7 @@ def embed_pairs(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet
     weights, its layers and head, the preprocessing and the dataset's fingerprint, and
     read from there the next time.
     """
-    key = {"model": model_fingerprint(embedder), "describe": embedder.describe(),
-           "preprocessing": preprocessing.to_dict(), "data": pairs.fingerprint}
+    key = _embedding_key(embedder, preprocessing, pairs)
     out = []
     for side, images in (("left", pairs.left), ("right", pairs.right)):
         path = cache_path("embeddings", side=side, **key)

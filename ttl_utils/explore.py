@@ -1,8 +1,11 @@
 """What is in a pair set: image sizes, colour statistics, near-duplicates.
 
 >>> from ttl_utils.demo import make_demo_pairs
->>> image_table(make_demo_pairs(2, 32)).shape
+>>> images = image_table(make_demo_pairs(2, 32))
+>>> images.shape
 (4, 10)
+>>> image_findings(images)[0]
+'Image sizes (width x height): 32x32: 4'
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch.nn.functional as F
 from .pairs import PairSet
 from .progress import progress
 
-__all__ = ["image_table", "near_duplicates", "GREY_TOLERANCE"]
+__all__ = ["image_table", "image_summary", "image_findings", "near_duplicates", "GREY_TOLERANCE"]
 
 GREY_TOLERANCE = 4.0  # mean |R-G| + |G-B| below this (of 255) counts as a greyscale image
 
@@ -41,6 +44,32 @@ def image_table(pairs: PairSet) -> pd.DataFrame:
             rows.append({"id": pairs.ids[i], "side": side, "width": image.width, "height": image.height,
                          "aspect": image.width / image.height, **_colour_stats(rgb)})
     return pd.DataFrame(rows)
+
+
+def image_summary(images: pd.DataFrame) -> pd.DataFrame:
+    """Return one row a side of `image_table`'s rows: image count, median size and aspect, mean
+    colour and saturation, and the share of greyscale images."""
+    return images.groupby("side").agg(
+        images=("id", "size"),
+        width=("width", "median"), height=("height", "median"), aspect=("aspect", "median"),
+        mean_r=("mean_r", "mean"), mean_g=("mean_g", "mean"), mean_b=("mean_b", "mean"),
+        saturation=("saturation", "mean"), greyscale_share=("greyscale", "mean"),
+    )
+
+
+def image_findings(images: pd.DataFrame) -> list[str]:
+    """Return two sentences on `image_table`'s rows: how many images of each size, and each side's
+    brightness (mean of R, G, B), saturation and share of greyscale images."""
+    sizes = images.groupby(["width", "height"]).size()
+    summary = image_summary(images)
+    brightness = summary[["mean_r", "mean_g", "mean_b"]].mean(axis=1)
+    left, right = summary.loc["left"], summary.loc["right"]
+    return [
+        f"Image sizes (width x height): {', '.join(f'{w}x{h}: {n}' for (w, h), n in sizes.items())}",
+        f"Mean brightness left {brightness['left']:.0f}, right {brightness['right']:.0f} (of 255); "
+        f"saturation left {left.saturation:.2f}, right {right.saturation:.2f}; "
+        f"greyscale left {left.greyscale_share:.1%}, right {right.greyscale_share:.1%}",
+    ]
 
 
 def near_duplicates(left: torch.Tensor, right: torch.Tensor, ids: list[str] | tuple[str, ...],

@@ -16,12 +16,20 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import torch
 from PIL import Image
 
 from .pairs import PairSet
 from .progress import progress
+from .storage import cached
 
-__all__ = ["count_faces", "face_table", "agreement_table"]
+__all__ = ["count_faces", "face_table", "face_counts", "split_by_faces", "agreement_table", "cached_face_table",
+           "generic_subset"]
+
+
+# what the counts depend on: a change here makes `cached_face_table` count again
+_DETECTOR = {"cascade": "haarcascade_frontalface_default", "scale": 1.1, "neighbours": 5, "min_size": 24,
+             "equalised": True}
 
 
 @lru_cache(maxsize=1)
@@ -53,9 +61,53 @@ def face_table(pairs: PairSet) -> pd.DataFrame:
     return table
 
 
+def face_counts(faces: pd.DataFrame) -> pd.Series:
+    """Return how many pairs of `face_table`'s rows have a face on the left, the right, both or
+    either side, and how many have none (the generic subset), as a Series named "count"."""
+    left, right = faces.left_faces > 0, faces.right_faces > 0
+    return pd.Series({
+        "pairs": len(faces),
+        "face on the left": int(left.sum()),
+        "face on the right": int(right.sum()),
+        "face on both sides": int((left & right).sum()),
+        "face on either side": int(faces.face_pair.sum()),
+        "no face (generic subset)": int((~faces.face_pair).sum()),
+    }, name="count")
+
+
+def split_by_faces(pairs: PairSet, face_pair: np.ndarray) -> tuple[PairSet, PairSet]:
+    """Return `(generic, with_faces)`: the pairs without a face and those with one (`face_pair`, one
+    flag a pair), named after `pairs`."""
+    face_pair = np.asarray(face_pair, dtype=bool)
+    if len(face_pair) != len(pairs):
+        raise ValueError(f"face_pair has {len(face_pair)} flags but {pairs.name} has {len(pairs)} pairs; "
+                         "pass face_table(pairs).face_pair.")
+    return (pairs.subset(np.flatnonzero(~face_pair), name=f"{pairs.name} without faces"),
+            pairs.subset(np.flatnonzero(face_pair), name=f"{pairs.name} with faces"))
+
+
 def agreement_table(detected_face_pair: np.ndarray, no_faces_mask: np.ndarray) -> pd.DataFrame:
     """Return the 2 x 2 counts of detected face pairs against the official `no_faces` mask."""
     return pd.crosstab(
         pd.Series(np.where(no_faces_mask, "no face (official)", "face (official)"), name="official mask"),
         pd.Series(np.where(detected_face_pair, "face found", "no face found"), name="OpenCV"),
     )
+
+
+def cached_face_table(pairs: PairSet) -> pd.DataFrame:
+    """Return `face_table(pairs)`, computed once per data set and kept under `artifacts/faces/`."""
+    def compute() -> dict:
+        table = face_table(pairs)
+        return {"ids": list(table.index), "left": torch.from_numpy(table.left_faces.to_numpy()),
+                "right": torch.from_numpy(table.right_faces.to_numpy())}
+
+    saved = cached("faces", compute, data=pairs.fingerprint, detector=_DETECTOR)
+    table = pd.DataFrame({"left_faces": saved["left"].numpy(), "right_faces": saved["right"].numpy()},
+                         index=pd.Index(saved["ids"], name="id"))
+    table["face_pair"] = (table.left_faces > 0) | (table.right_faces > 0)
+    return table
+
+
+def generic_subset(pairs: PairSet) -> PairSet:
+    """Return the generic look-alikes of `pairs`: no face found on either side (the study's setting)."""
+    return split_by_faces(pairs, cached_face_table(pairs).face_pair.to_numpy())[0]

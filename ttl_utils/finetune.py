@@ -54,8 +54,9 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_
 
 log = logging.getLogger(__name__)
 
-_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0}  # settings added after runs were cached, with the value those
-                                                       # runs had: that value stays out of cache keys, so they are found
+# settings added after runs were cached, with the value those runs had: that value stays out of
+# cache keys, so they are found
+_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet"}
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
 _VERSION = 2  # of the training code: a change of what it computes must bump it
 
@@ -72,7 +73,8 @@ class FinetuneResult:
 
 
 def build_model(config: FinetuneConfig) -> Embedder:
-    """Return the embedder to fine-tune: ImageNet `backbone` (or `init`'s backbone) and a new head."""
+    """Return the embedder to fine-tune: `backbone` with its pretrained `weights` (or `init`'s backbone)
+    and a new head."""
     if config.init:
         source = load_checkpoint(config.init)[0]
         backbone = source.backbone
@@ -80,7 +82,7 @@ def build_model(config: FinetuneConfig) -> Embedder:
             log.info("Using the backbone of %s; its layers %s are replaced by %s", config.init, source.layers,
                      config.layers)
     else:
-        backbone = build_backbone(config.backbone, "imagenet")
+        backbone = build_backbone(config.backbone, config.weights)
     if not str(backbone.weights).endswith("+finetune"):  # reports and checkpoints say what the weights are
         backbone.weights = f"{backbone.weights}+finetune"
     head = {"kind": config.head}

@@ -27,7 +27,7 @@ from .transforms import Preprocessing
 
 __all__ = [
     "BACKBONES", "Backbone", "BackboneInfo", "Embedder", "WeightsUnavailableError", "build_backbone",
-    "build_embedder", "build_head", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
+    "build_embedder", "build_head", "hub_weights_path", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,18 @@ _DOWNLOADS = {
 }
 
 
+def hub_weights_path(backbone: str, weights: str) -> Path:
+    """Return where torch.hub's cache keeps the downloaded `weights` of `backbone` (which may not be there yet)."""
+    if (backbone, weights) not in _DOWNLOADS:
+        raise ValueError(f"{backbone} has no downloadable {weights!r} weights; "
+                         f"downloadable: {', '.join(f'{b}:{w}' for b, w in _DOWNLOADS)}.")
+    return Path(torch.hub.get_dir()) / "checkpoints" / _DOWNLOADS[(backbone, weights)][1]
+
+
 def _hub_checkpoint(backbone: str, weights: str) -> dict[str, torch.Tensor]:
     """Return a downloaded state dict, from torch.hub's cache when it is there."""
-    url, file_name, hash_prefix = _DOWNLOADS[(backbone, weights)]
-    path = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    url, _, hash_prefix = _DOWNLOADS[(backbone, weights)]
+    path = hub_weights_path(backbone, weights)
     if not path.is_file():
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

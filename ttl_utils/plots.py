@@ -13,15 +13,20 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 from .config import Profile, artifacts_dir, project_root
 from .pairs import PairSet
+from .retrieval import cmc_band
 from .transforms import denormalise
 
 __all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir", "rank_histogram_plot", "cmc_plot", "history_plot",
-           "view_grid", "embedding_map", "rank_change_grid"]
+           "view_grid", "embedding_map", "rank_change_grid", "image_statistics", "near_duplicate_grid",
+           "faithfulness_curves", "rank_frequency_plot", "cmc_band_plot",
+           "comparison_figures", "disagreement_grid"]
 
 # Fixed metadata: saving the same figure twice gives the same bytes.
 _PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -193,4 +198,136 @@ def rank_change_grid(pairs: PairSet, before: np.ndarray, after: np.ndarray, n: i
                 ax.axis("off")
             axes[row, 2 * col].set_title(f"{label}: {before[i]} -> {after[i]}", loc="left", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def image_statistics(images: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
+    """Return three panels comparing the sides of `explore.image_table`'s rows: aspect ratios,
+    saturation, and each side's share of greyscale images (a bar in the side's mean colour, from
+    `explore.image_summary`)."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    for side, part in images.groupby("side"):
+        axes[0].hist(part.aspect, bins=30, histtype="step", linewidth=2, label=side)
+        axes[1].hist(part.saturation, bins=30, histtype="step", linewidth=2, label=side)
+    axes[0].set(xlabel="width / height", ylabel="images", title="Aspect ratio")
+    axes[1].set(xlabel="mean saturation", title="Saturation")
+    for k, side in enumerate(("left", "right")):
+        colour = summary.loc[side, ["mean_r", "mean_g", "mean_b"]].to_numpy() / 255
+        axes[2].bar(k, summary.loc[side, "greyscale_share"], color=colour, edgecolor="black")
+    axes[2].set(xticks=[0, 1], xticklabels=["left", "right"], ylabel="share of greyscale images",
+                title="Greyscale share (bar = mean colour)")
+    for ax in axes[:2]:
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def near_duplicate_grid(pairs: PairSet, duplicates: pd.DataFrame, n: int = 4) -> plt.Figure:
+    """Return the first `n` rows of `explore.near_duplicates` as pictures, the two images of a row side
+    by side, each titled with its pair id, side and cosine."""
+    shown = duplicates.head(n)
+    if not len(shown):
+        raise ValueError("No near-duplicates to show; lower the threshold of explore.near_duplicates.")
+    sides = {"within pair": ("left", "right"), "left-left": ("left", "left"), "right-right": ("right", "right")}
+    fig, axes = plt.subplots(len(shown), 2, figsize=(5, 2.6 * len(shown)), squeeze=False)
+    for row, dup in zip(axes, shown.itertuples()):
+        for ax, pair_id, side in zip(row, (dup.a, dup.b), sides[dup.kind]):
+            i = pairs.index_of([pair_id])[0]
+            ax.imshow(pairs.left_image(i) if side == "left" else pairs.right_image(i))
+            ax.set_title(f"{pair_id} {side} (cos {dup.cosine:.2f})", fontsize=9)
+            ax.axis("off")
+    return fig
+
+
+def faithfulness_curves(table: pd.DataFrame) -> plt.Figure:
+    """Return the mean deletion and insertion curves of each method of `saliency.faithfulness_table`'s
+    rows (as a DataFrame), side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+    fractions = np.linspace(0, 1, len(table.deletion.iloc[0]))
+    for method, part in table.groupby("method", sort=False):
+        axes[0].plot(fractions, np.mean(part.deletion.tolist(), axis=0), label=method.replace("_", " "))
+        axes[1].plot(fractions, np.mean(part.insertion.tolist(), axis=0), label=method.replace("_", " "))
+    axes[0].set(xlabel="share of A's pixels blackened (most salient first)", ylabel="similarity to B", title="Deletion")
+    axes[1].set(xlabel="share of A's pixels revealed (most salient first)", title="Insertion")
+    axes[1].legend(fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def rank_frequency_plot(ranks: dict[str, np.ndarray], top: int = 25, ax: plt.Axes | None = None,
+                        title: str | None = None) -> plt.Axes:
+    """Plot the study's "frequency vector" for several models side by side: how many queries found
+    the partner at rank 1, 2, ..., `top`, then one bar for every rank beyond. Counts, not shares;
+    the legend gives each model's count at rank 1."""
+    ax = ax or plt.subplots(figsize=(12, 4.5))[1]
+    names = list(ranks)
+    width = 0.8 / len(names)
+    positions = np.arange(1, top + 2)
+    for j, name in enumerate(names):
+        r = np.asarray(ranks[name])
+        counts = np.append(np.bincount(np.minimum(r, top + 1) - 1, minlength=top + 1)[:top], (r > top).sum())
+        x = positions - 0.4 + width * (j + 0.5)
+        ax.bar(x, counts, width=width, label=f"{name}: {counts[0]} at rank 1")
+    n = len(next(iter(ranks.values())))
+    ax.set_xticks(positions, [str(k) if k in (1, 5, 10, 15, 20, 25) or k == top else "" for k in positions[:-1]]
+                  + [f"{top + 1}+"])
+    ax.set(xlabel="rank of the true partner", ylabel="queries",
+           title=title or f"Where the true partner lands ({n} queries)", xlim=(0.4, top + 1.6))
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=10)
+    return ax
+
+
+def cmc_band_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], ax: plt.Axes | None = None,
+                  title: str = "Cumulative match curve") -> plt.Axes:
+    """Plot recall@k against k (log axis), one line a model with its bootstrap band
+    (`retrieval.cmc_band`'s `(curve, low, high)`), and chance."""
+    ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
+    for name, (curve, low, high) in curves.items():
+        k = np.arange(1, len(curve) + 1)
+        line, = ax.plot(k, curve, linewidth=2, label=name)
+        ax.fill_between(k, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    n = len(next(iter(curves.values()))[0])
+    k = np.arange(1, n + 1)
+    ax.plot(k, k / n, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xscale("log")
+    ticks = [t for t in (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000) if t <= n]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set(xlabel=f"k (of {n} candidates)", ylabel="recall@k", title=title, ylim=(0, 1), xlim=(1, n))
+    ax.legend(fontsize=9, loc="upper left")
+    return ax
+
+
+def comparison_figures(ranks: dict[str, np.ndarray], n_items: int, about: str = "",
+                       n_bootstrap: int = 200) -> tuple[plt.Figure, plt.Figure]:
+    """Return the two figures of a comparison (`compare --figure`, notebook 06): the frequency
+    vector side by side (ranks 1-25, then 26+) and the CMC curves with 95% bootstrap bands."""
+    n = len(next(iter(ranks.values())))
+    suffix = f": {about}" if about else ""
+    hist = rank_frequency_plot(ranks, title=f"Where the true partner lands, {n} queries among {n_items}{suffix}")
+    hist.figure.tight_layout()
+    bands = {name: cmc_band(r, n_items, n=n_bootstrap) for name, r in ranks.items()}
+    cmc = cmc_band_plot(bands, title="Cumulative match curve" + (f"\n{about}" if about else ""))
+    cmc.figure.tight_layout()
+    return hist.figure, cmc.figure
+
+
+def disagreement_grid(pairs: PairSet, rows: dict[str, np.ndarray], ranks: dict[str, np.ndarray],
+                      n: int = 4) -> plt.Figure:
+    """Return one row of pairs per `rows` entry (a label and query indices, e.g. from
+    `compare.disagreements`), at most `n` a row, each titled with every model's rank of the partner."""
+    fig, axes = plt.subplots(len(rows), 2 * n, figsize=(3.2 * n, 2.9 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, (label, indices) in enumerate(rows.items()):
+        axes[row, 0].set_title(label if len(indices) else f"{label} (none on these pairs)", loc="left", fontsize=11,
+                               fontweight="bold", pad=22)
+        for col, i in enumerate(list(indices)[:n]):
+            for side, image in enumerate((pairs.left_image(i), pairs.right_image(i))):
+                axes[row, 2 * col + side].imshow(image)
+            ranks_text = ", ".join(f"{name} {int(r[i])}" for name, r in ranks.items())
+            axes[row, 2 * col].text(0, -0.04, f"{pairs.ids[i]}: {ranks_text}", transform=axes[row, 2 * col].transAxes,
+                                    fontsize=8, va="top")
+    fig.subplots_adjust(wspace=0.05, hspace=0.45)
     return fig

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, fields
 
 from .config import Profile
 from .losses import MINERS
-from .models import LAYERS
+from .models import BACKBONES, LAYERS
 from .runtime import choose_device
 
 __all__ = ["LOSSES", "FinetuneConfig", "PairTrainingConfig", "PretrainConfig", "SaliencySettings",
-           "default_projector"]
+           "default_projector", "study_recipe"]
 
 LOSSES = ("triplet", "infonce")
 
@@ -35,6 +35,10 @@ _PRETRAIN = {
     "cpu": {"epochs": 8, "batch_size": 32, "image_size": 96},
     "gpu": {"optimizer": "lars"},
 }
+# The study's own fine-tuning: a projection (linear head) on the pooled last stage, triplet loss.
+# ResNet-50 on a CPU trains the head alone on two cached views (its trunk's maps would not fit).
+_STUDY = {"loss": "triplet", "layers": ("layer4",), "grid": 0, "head": "linear"}
+_STUDY_RESNET50 = {"smoke": {"unfreeze": 0}, "cpu": {"unfreeze": 0, "views": 2}, "gpu": {}}
 _PAIR_TRAINING = {"smoke": {"epochs": 3}, "cpu": {}, "gpu": {}}
 _SALIENCY = {"smoke": {"n_faithfulness": 2, "ig_steps": 16}, "cpu": {}, "gpu": {}}
 
@@ -62,6 +66,7 @@ class FinetuneConfig:
     out: str
     backbone: str = "efficientnet_lite0"
     init: str | None = None                # a checkpoint of this project (Barlow Twins, ...) instead of ImageNet
+    weights: str = "imagenet"              # the backbone's pretrained weights without init: imagenet | barlowtwins
     unfreeze: int = 1                      # how many of the last backbone stages train (0-4)
     layers: tuple[str, ...] = ("layer3", "layer4")  # stages pooled (each L2-normalised, concatenated) under the head
     grid: int = 4                          # pool into grid x grid cells, the head on each (0: global pooling)
@@ -104,6 +109,11 @@ class FinetuneConfig:
             if early:
                 raise ValueError(f"With unfreeze {self.unfreeze} the cached trunk ends at {cut}: layers {early} come "
                                  f"before it; unfreeze more stages or drop them.")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {self.backbone!r}; choose one of: {', '.join(BACKBONES)}.")
+        if self.weights not in BACKBONES[self.backbone].weights:
+            raise ValueError(f"{self.backbone} has no {self.weights!r} weights; choose one of: "
+                             f"{', '.join(BACKBONES[self.backbone].weights)}.")
         if not 0 <= self.grid <= 7:
             raise ValueError(f"grid must be between 0 (global pooling) and 7 cells a side, got {self.grid}.")
         if self.unfreeze == 0 and self.head == "none":
@@ -134,6 +144,17 @@ class FinetuneConfig:
     def cached(self) -> bool:
         """Whether the trunk's outputs are computed once (else every step, on fresh views)."""
         return self.views > 0 and self.unfreeze < len(LAYERS)
+
+
+def study_recipe(profile: Profile, backbone: str | None = None, weights: str | None = None,
+                 **overrides) -> FinetuneConfig:
+    """Return the study's fine-tuning recipe (projection layer on the pooled last stage, triplet loss)
+    for `backbone` with `weights` (default: the profile's, ImageNet); ResNet-50 gets the profile's
+    smaller version of it (`_STUDY_RESNET50`: on a CPU only the head trains, on two views)."""
+    backbone = backbone or profile.backbone
+    sized = _STUDY_RESNET50.get(profile.name, {}) if backbone == "resnet50" else {}
+    return FinetuneConfig.for_profile(profile, backbone=backbone, weights=weights,
+                                      **{**_STUDY, **sized, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 @dataclass(frozen=True)

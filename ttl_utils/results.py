@@ -12,23 +12,28 @@ that "makes" a result trains it through the same call, so every notebook runs on
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 
 from .config import Profile, artifacts_dir
 from .data import write_pairs
 from .evaluation import embed_pairs
 from .finetune import FinetuneResult, cached_finetune
-from .models import build_embedder
+from .models import Embedder, build_embedder, hub_weights_path
 from .pair_classifier import evaluate_pair_classifier
 from .pairs import PairSet
 from .pretrain import cached_pretrain
-from .recipes import FinetuneConfig, PairTrainingConfig, PretrainConfig
+from .recipes import FinetuneConfig, PairTrainingConfig, PretrainConfig, study_recipe
 from .runtime import choose_device
 from .splits import split_pairs
 from .storage import cached
 from .transforms import Preprocessing
 
-__all__ = ["barlow_twins", "finetuned", "frozen_embeddings", "learned_distance", "pretraining_images"]
+__all__ = ["STUDY_WEIGHTS", "barlow_twins", "barlow_twins_finetuned", "finetuned", "frozen_embeddings",
+           "learned_distance", "missing_study_weights", "pretraining_images", "study_resnet50"]
+
+# The study's exact setting: ResNet-50, supervised ImageNet weights vs the official Barlow Twins ones.
+STUDY_WEIGHTS = {"supervised": "imagenet", "Barlow Twins": "barlowtwins"}
 
 
 def frozen_embeddings(profile: Profile, pairs: PairSet, layers: tuple[str, ...] = ("layer4",)):
@@ -74,3 +79,32 @@ def barlow_twins(profile: Profile, pairs: PairSet, **changes) -> tuple[PretrainC
     config = PretrainConfig.for_profile(profile, data=pretraining_images(train), **changes)
     return config, str(cached_pretrain(config, train.fingerprint))
 
+
+
+def barlow_twins_finetuned(profile: Profile, pairs: PairSet, config: FinetuneConfig | None = None) -> FinetuneResult:
+    """Return notebook 04's Barlow Twins checkpoint fine-tuned like notebook 05's chosen model (or by
+    `config`): the classifier-pretrained model's recipe with `init` set to the pretrained one."""
+    _, checkpoint = barlow_twins(profile, pairs)
+    return finetuned(profile, pairs, replace(config or FinetuneConfig.for_profile(profile), init=checkpoint))
+
+
+def missing_study_weights() -> list[Path]:
+    """Return the ResNet-50 weight files of the study's setting that torch.hub's cache lacks."""
+    return [path for path in (hub_weights_path("resnet50", w) for w in STUDY_WEIGHTS.values()) if not path.is_file()]
+
+
+def study_resnet50(profile: Profile, pairs: PairSet) -> dict[str, tuple[Embedder, Preprocessing]]:
+    """Return the study's exact rows: ResNet-50 with supervised and with Barlow Twins ImageNet weights,
+    each zero-shot and fine-tuned by `recipes.study_recipe`. Needs both files in torch.hub's cache
+    (`missing_study_weights`); never downloads them."""
+    missing = missing_study_weights()
+    if missing:
+        raise FileNotFoundError(f"ResNet-50 weights not in torch.hub's cache: {', '.join(map(str, missing))}.")
+    models = {}
+    for label, weights in STUDY_WEIGHTS.items():
+        config = study_recipe(profile, "resnet50", weights)
+        models[f"ResNet-50 {label}, zero-shot"] = (build_embedder("resnet50", weights),
+                                                   Preprocessing.for_size(config.image_size))
+        models[f"ResNet-50 {label}, fine-tuned"] = (finetuned(profile, pairs, config).embedder,
+                                                    Preprocessing.for_size(config.image_size))
+    return models

@@ -28,7 +28,7 @@ from .runtime import default_workers
 __all__ = [
     "embed", "rank_of_match", "rank_of_match_by", "ranks_both_ways", "retrieval_metrics", "partner_distances",
     "recall_at_k", "median_rank",
-    "mean_reciprocal_rank", "rank_histogram", "cmc_curve", "bootstrap_ci", "paired_bootstrap", "candidate_ranks",
+    "mean_reciprocal_rank", "rank_histogram", "cmc_curve", "cmc_band", "bootstrap_ci", "paired_bootstrap", "candidate_ranks",
     "candidate_accuracy",
 ]
 
@@ -149,6 +149,21 @@ def cmc_curve(ranks: np.ndarray, n_items: int | None = None) -> np.ndarray:
     """Return the cumulative match curve: entry `k - 1` is recall@k, for k = 1 .. n_items."""
     counts = rank_histogram(ranks, n_items)
     return np.cumsum(counts) / max(len(ranks), 1)
+
+
+def cmc_band(ranks: np.ndarray, n_items: int | None = None, n: int = 200, seed: int = 0,
+             level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return `(curve, low, high)`: the cumulative match curve and its pointwise percentile bootstrap
+    band over queries (entry `k - 1` is recall@k)."""
+    ranks = np.asarray(ranks)
+    n_items = n_items or int(ranks.max(initial=1))
+    curve = cmc_curve(ranks, n_items)
+    resampled = ranks[_resample_indices(len(ranks), n, seed)]
+    counts = np.stack([np.bincount(r - 1, minlength=n_items) for r in resampled])
+    curves = np.cumsum(counts, axis=1) / max(len(ranks), 1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(curves, [tail, 100 - tail], axis=0)
+    return curve, low, high
 
 
 def _resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:

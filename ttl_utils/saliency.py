@@ -38,8 +38,8 @@ from .transforms import Preprocessing, denormalise
 
 __all__ = [
     "METHODS", "BASELINES", "Explanation", "similarity_given", "joint_similarity", "make_baseline", "attribute",
-    "explain_pair", "gradcam", "similarity_decomposition", "point_to_point", "deletion_insertion", "infidelity_score",
-    "sensitivity_score", "randomised_copy",
+    "explain_pair", "gradcam", "has_decomposition", "similarity_decomposition", "point_to_point", "strongest_point",
+    "deletion_insertion", "infidelity_score", "sensitivity_score", "randomised_copy",
     "cached_explanations", "faithfulness_table", "rank_correlation", "plot_pair_maps", "to_image", "faithfulness",
 ]
 
@@ -187,8 +187,13 @@ def explain_pair(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, prepr
     return out
 
 
+def has_decomposition(embedder: Embedder) -> bool:
+    """Return whether `similarity_decomposition` applies: one pooled layer and no head."""
+    return len(embedder.layers) == 1 and embedder.head_config["kind"] == "none"
+
+
 def _feature_maps(embedder: Embedder, x: torch.Tensor) -> torch.Tensor:
-    if len(embedder.layers) != 1 or embedder.head_config["kind"] != "none":
+    if not has_decomposition(embedder):
         raise ValueError("The similarity decomposition needs one pooled layer and no head "
                          f"(got layers {embedder.layers}, head {embedder.head_config['kind']!r}).")
     return embedder.backbone(x, embedder.layers)[embedder.layers[0]][0]  # C x h x w
@@ -224,6 +229,13 @@ def point_to_point(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, poi
     p_a, p_b = a.mean(dim=(1, 2)), b.mean(dim=(1, 2))
     n_a, n_b = a.shape[1] * a.shape[2], b.shape[1] * b.shape[2]
     return torch.einsum("c,chw->hw", a[:, row, col], b) / (n_a * n_b * p_a.norm() * p_b.norm())
+
+
+def strongest_point(map_: torch.Tensor, size: int) -> tuple[int, int]:
+    """Return the pixel `(row, col)` at the centre of `map_`'s largest cell, in a square image of `size`
+    pixels: the point `point_to_point` is asked about."""
+    row, col = np.unravel_index(int(map_.argmax()), tuple(map_.shape))
+    return int((row + 0.5) * size / map_.shape[0]), int((col + 0.5) * size / map_.shape[1])
 
 
 @torch.no_grad()

@@ -17,12 +17,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .config import data_dir
 from .pairs import DatasetError, PairSet
 from .storage import save_json
 
-__all__ = ["SPLIT_NAMES", "split_pairs", "split_path", "load_split", "split_of"]
+__all__ = ["SPLIT_NAMES", "split_pairs", "split_path", "load_split", "split_of", "split_table"]
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +94,17 @@ def split_pairs(pairs: PairSet, val: float = 0.1, test: float = 0.2, seed: int =
 def split_of(split: dict[str, PairSet]) -> dict[str, str]:
     """Return each pair id's split name, e.g. `{"00001": "train", ...}`."""
     return {pair_id: name for name, part in split.items() for pair_id in part.ids}
+
+
+def split_table(split: dict[str, PairSet], subsets: dict[str, PairSet]) -> pd.DataFrame:
+    """Return how many pairs each split holds: a row a split (train, val, test), a column "all pairs"
+    and then one a subset of `subsets` (`{column name: pairs}`), in that order."""
+    assignment = pd.Series(split_of(split), name="split")
+    columns = {"all pairs": assignment.value_counts()}
+    for name, part in subsets.items():
+        unknown = sorted(set(part.ids) - set(assignment.index))
+        if unknown:
+            raise ValueError(f"Subset {name!r} holds {len(unknown)} pairs that are in no split ({unknown[:5]}); "
+                             "pass subsets of the pair set that was split.")
+        columns[name] = assignment[list(part.ids)].value_counts()
+    return pd.DataFrame(columns).reindex(list(SPLIT_NAMES)).fillna(0).astype(int)

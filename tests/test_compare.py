@@ -1,0 +1,170 @@
+"""`compare`: several models ranked on the same pairs, the table, the verdicts, the figures, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from conftest import write_official  # noqa: E402
+
+from ttl_utils import compare as C  # noqa: E402
+from ttl_utils.cli import main  # noqa: E402
+from ttl_utils.config import get_profile  # noqa: E402
+from ttl_utils.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.models import build_embedder, save_checkpoint  # noqa: E402
+from ttl_utils.plots import comparison_figures  # noqa: E402
+from ttl_utils.retrieval import cmc_band  # noqa: E402
+from ttl_utils.transforms import Preprocessing  # noqa: E402
+
+
+def embeddings(n: int, noise: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left embeddings and right ones that are the left plus `noise` (small: easy to match)."""
+    g = torch.Generator().manual_seed(seed)
+    left = F.normalize(torch.randn(n, 16, generator=g), dim=1)
+    return left, F.normalize(left + noise * torch.randn(n, 16, generator=g), dim=1)
+
+
+def test_a_model_compared_with_itself_gains_nothing():
+    ranked = [C.rank_embeddings("A", *embeddings(60, 0.8)), C.rank_embeddings("A again", *embeddings(60, 0.8))]
+    table = C.comparison_table(ranked, n_bootstrap=100)
+    assert list(table.index.get_level_values("direction").unique()) == list(C.DIRECTIONS)
+    assert table.loc[("left -> right", "A again"), "R@1 gain"] == "+0.000 [+0.000, +0.000]"
+    assert table.loc[("right -> left", "A again"), "MRR gain"] == "+0.000 [+0.000, +0.000]"
+    assert table.loc[("left -> right", "A"), "R@1 gain"] == ""  # the reference has no gain over itself
+    assert C.verdicts(ranked, n_bootstrap=100) == ["A again vs A: no clear difference (R@1 +0.000 [+0.000, +0.000])"]
+
+
+def test_a_better_model_is_found_better_whichever_comes_first():
+    good, bad = C.rank_embeddings("good", *embeddings(80, 0.3)), C.rank_embeddings("bad", *embeddings(80, 3.0, seed=1))
+    assert C.verdicts([bad, good], n_bootstrap=200)[0].startswith("good finds the partner first more often than bad: +")
+    line = C.verdicts([good, bad], n_bootstrap=200)[0]
+    assert line.startswith("good finds the partner first more often than bad: +")
+    gain = C.comparison_table([bad, good], n_bootstrap=200).loc[("left -> right", "good"), "R@1 gain"]
+    assert float(gain.split()[0]) > 0.3
+    text = C.format_comparison(C.comparison_table([bad, good], n_bootstrap=50), ["x"], "title")
+    assert text.startswith("title") and "right -> left, paired gain over bad:" in text and "- x" in text
+
+
+def test_the_table_has_every_metric_with_its_interval():
+    table = C.comparison_table([C.rank_embeddings("A", *embeddings(30, 1.0))], n_bootstrap=50)
+    assert list(table.columns) == ["N", "R@1", "R@5", "R@10", "R@25", "median rank", "MRR", "top-2 of 20"]
+    assert table.loc[("left -> right", "A"), "N"] == "30"
+    value, low, high = (float(x.strip("[],")) for x in table.loc[("left -> right", "A"), "R@5"].split())
+    assert low <= value <= high
+
+
+def test_a_pair_scorer_without_the_way_back_joins_the_table():
+    model = C.rank_embeddings("embedding", *embeddings(30, 1.0))
+    scorer = C.Ranked("scorer", {"left -> right": np.arange(1, 31), "right -> left": None},
+                      {"left -> right": None, "right -> left": None})
+    table = C.comparison_table([model, scorer], n_bootstrap=50)
+    assert ("right -> left", "scorer") not in table.index
+    assert table.loc[("left -> right", "scorer"), "top-2 of 20"] == "n/a"
+    with pytest.raises(ValueError, match="same pairs"):
+        C.comparison_table([model, C.rank_embeddings("fewer", *embeddings(20, 1.0))])
+
+
+def test_disagreements_and_unique_names():
+    a, b = np.array([1, 2, 30, 7, 3]), np.array([40, 3, 1, 2, 9])
+    only_a, only_b = C.disagreements(a, b, k=5)
+    assert only_a.tolist() == [0, 4] and only_b.tolist() == [2, 3]
+    assert C.unique_names(["m", "n", "m", "m"]) == ["m", "n", "m (2)", "m (3)"]
+
+
+def test_load_model_says_in_one_line_what_is_wrong(tmp_path):
+    profile = get_profile("smoke")
+    with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
+        C.load_model(str(tmp_path / "missing.pt"), profile)
+    with pytest.raises(ValueError, match="neither a checkpoint file nor a backbone"):
+        C.load_model("alexnet", profile)
+    embedder, preprocessing = C.load_model("efficientnet_lite0:none", profile)
+    assert embedder.describe()["weights"] is None and preprocessing.crop == profile.image_size
+
+
+def test_comparison_figures_count_ranks_and_band_the_curve():
+    ranks = {"A": np.array([1, 1, 2, 30, 26]), "B": np.array([3, 1, 2, 2, 40])}
+    hist, cmc = comparison_figures(ranks, n_items=40, about="test")
+    heights = [p.get_height() for p in hist.axes[0].patches]
+    assert len(heights) == 2 * 26  # ranks 1-25 and "26+", for each model
+    assert heights[0] == 2 and heights[1] == 1 and heights[25] == 2  # A: ranks 1, 1, 2, then 26 and 30
+    assert heights[26] == 1 and heights[27] == 2 and heights[51] == 1  # B: 1, 2, 2, 3, 40
+    assert "5 queries among 40" in hist.axes[0].get_title()
+    assert [t.get_text() for t in hist.axes[0].get_legend().get_texts()] == ["A: 2 at rank 1", "B: 1 at rank 1"]
+    curve, low, high = cmc_band(ranks["A"], 40, n=100)
+    assert curve.shape == (40,) and curve[0] == 0.4 and curve[-1] == 1.0
+    assert np.all(low <= curve + 1e-12) and np.all(curve <= high + 1e-12)
+
+
+def test_cli_compare_twice_second_run_from_the_cache(tmp_path, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    checkpoint = save_checkpoint(tmp_path / "m.pt", build_embedder("efficientnet_lite0", None),
+                                 Preprocessing(resize=32, crop=32))
+    out = tmp_path / "c.json"
+    argv = ["compare", "efficientnet_lite0", str(checkpoint), "--names", "ImageNet", "random", "--workers", "0",
+            "--figure", str(tmp_path / "fig" / "cmp"), "--json", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "demo-64px-seed0/test: 40 queries among 40 candidates" in printed
+    assert "ImageNet finds the partner first more often than random" in printed or "random vs ImageNet" in printed
+    result = json.loads(out.read_text())
+    assert result["models"] == ["ImageNet", "random"] and result["n_queries"] == 40
+    assert len(result["ranks"]["random"]["left -> right"]) == 40
+    assert {p.name for p in (tmp_path / "fig").iterdir()} == {
+        f"cmp_{kind}.{ext}" for kind in ("rank_histogram", "cmc") for ext in ("png", "pdf")}
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ttl_utils"):
+        assert main(argv[:-4]) == 0
+    assert "All 2 models' embeddings came from the cache" in caplog.text
+
+
+def test_cli_compare_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    assert main(["compare", "efficientnet_lite0", str(tmp_path / "none.pt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MODEL") and "no such checkpoint file" in err and err.count("\n") == 1  # before the data
+    assert main(["compare", "alexnet"]) == 2
+    assert "neither a checkpoint file nor a backbone" in capsys.readouterr().err
+    assert main(["compare", "efficientnet_lite0", "--names", "a", "b"]) == 2
+    assert "one name per MODEL (1 models, 2 names)" in capsys.readouterr().err
+
+
+def test_study_resnet50_rows_from_stand_in_weights_end_to_end(tmp_path, monkeypatch, capsys):
+    """The study's rows with weight files of the right shapes in torch.hub's cache: no network."""
+    import torchvision
+
+    from ttl_utils.results import missing_study_weights, study_resnet50
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    assert [p.name for p in missing_study_weights()] == ["resnet50-11ad3fa6.pth", "resnet50.pth"]
+    profile = dataclasses.replace(get_profile("smoke"), image_size=32)  # ResNet-50 at its smallest: a fast test
+    with pytest.raises(FileNotFoundError, match="not in torch.hub's cache"):
+        study_resnet50(profile, make_demo_pairs(16, 32))
+    state = torchvision.models.resnet50(weights=None).state_dict()
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    torch.save(state, folder / "resnet50-11ad3fa6.pth")
+    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, folder / "resnet50.pth")  # backbone only
+    assert missing_study_weights() == []
+
+    pairs = make_demo_pairs(16, 32)
+    models = study_resnet50(profile, pairs)
+    assert list(models) == ["ResNet-50 supervised, zero-shot", "ResNet-50 supervised, fine-tuned",
+                            "ResNet-50 Barlow Twins, zero-shot", "ResNet-50 Barlow Twins, fine-tuned"]
+    tuned = models["ResNet-50 Barlow Twins, fine-tuned"][0]
+    assert tuned.describe()["weights"] == "barlowtwins+finetune" and tuned.layers == ("layer4",)
+    ranked = C.compare_models(models, pairs, num_workers=0)
+    assert [m.n_queries for m in ranked] == [16] * 4
+    assert len(C.verdicts(ranked, n_bootstrap=50)) == 3
+    data = write_official(tmp_path / "ttl", n=6, size=32)
+    assert main(["-q", "compare", "resnet50", "resnet50:barlowtwins", "--data", str(data), "--split", "all",
+                 "--workers", "0"]) == 0
+    assert "resnet50:barlowtwins vs resnet50: no clear difference" in capsys.readouterr().out  # 6 pairs: no verdict

@@ -1,0 +1,58 @@
+"""The figures of notebooks 01 and 03: image statistics, near-duplicates, faithfulness curves."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from ttl_utils.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.explore import image_summary, image_table  # noqa: E402
+from ttl_utils.plots import faithfulness_curves, image_statistics, near_duplicate_grid  # noqa: E402
+
+
+def test_image_statistics_draws_aspect_saturation_and_greyscale_bars():
+    images = image_table(make_demo_pairs(4, 16))
+    summary = image_summary(images)
+    fig = image_statistics(images, summary)
+    assert [ax.get_title() for ax in fig.axes] == ["Aspect ratio", "Saturation", "Greyscale share (bar = mean colour)"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["left", "right"]
+    bars = fig.axes[2].patches
+    assert [bar.get_height() for bar in bars] == summary.greyscale_share.tolist()
+    expected = summary.loc["right", ["mean_r", "mean_g", "mean_b"]].to_numpy() / 255
+    assert bars[1].get_facecolor()[:3] == pytest.approx(expected.tolist())
+    plt.close(fig)
+
+
+def test_near_duplicate_grid_shows_both_images_of_the_first_rows():
+    pairs = make_demo_pairs(5, 16)
+    duplicates = pd.DataFrame([("within pair", "demo00003", "demo00003", 0.991), ("left-left", "demo00001", "demo00004", 0.95),
+                               ("right-right", "demo00000", "demo00002", 0.93)], columns=["kind", "a", "b", "cosine"])
+    fig = near_duplicate_grid(pairs, duplicates, n=2)
+    assert [ax.get_title() for ax in fig.axes] == ["demo00003 left (cos 0.99)", "demo00003 right (cos 0.99)",
+                                                   "demo00001 left (cos 0.95)", "demo00004 left (cos 0.95)"]
+    assert np.array_equal(fig.axes[1].images[0].get_array(), np.asarray(pairs.right_image(3)))
+    plt.close(fig)
+    with pytest.raises(ValueError, match="No near-duplicates to show"):
+        near_duplicate_grid(pairs, duplicates.head(0))
+
+
+def test_faithfulness_curves_average_each_method_s_curves():
+    table = pd.DataFrame([
+        {"method": "integrated_gradients", "deletion": [1.0, 0.5, 0.0], "insertion": [0.0, 0.5, 1.0]},
+        {"method": "integrated_gradients", "deletion": [1.0, 0.1, 0.0], "insertion": [0.0, 0.1, 1.0]},
+        {"method": "saliency", "deletion": [1.0, 1.0, 1.0], "insertion": [0.0, 0.0, 0.0]},
+    ])
+    fig = faithfulness_curves(table)
+    deletion, insertion = fig.axes
+    assert [line.get_label() for line in deletion.lines] == ["integrated gradients", "saliency"]
+    assert deletion.lines[0].get_xdata().tolist() == [0.0, 0.5, 1.0]
+    assert deletion.lines[0].get_ydata().tolist() == pytest.approx([1.0, 0.3, 0.0])
+    assert insertion.lines[1].get_ydata().tolist() == [0.0, 0.0, 0.0]
+    assert (deletion.get_title(), insertion.get_title()) == ("Deletion", "Insertion")
+    plt.close(fig)
