@@ -60,3 +60,13 @@ def test_study_resnet50_benchmark_runs_the_rows_on_stand_in_weights(tmp_path, mo
     assert 0 < result["build_and_finetune_s"] <= result["total_s"] and result["peak_rss_gb"] > 0.1
     assert "ResNet-50 rows on" in capsys.readouterr().out
     assert not (tmp_path / "untouched").exists()  # stand-in weights went to the script's own folder
+
+
+def test_find_latency_benchmark_times_queries_for_each_size(capsys):
+    bench = _load("find_latency")
+    rows = bench.main(["--sizes", "50,200", "--queries", "2", "--image-size", "32"])
+    assert [(r["model"], r["gallery"]) for r in rows] == [("zero-shot", 50), ("zero-shot", 200),
+                                                          ("chosen fine-tuned", 50), ("chosen fine-tuned", 200)]
+    assert rows[0]["dim"] == 1280 and rows[2]["dim"] == 16 * (112 + 1280)  # at 32 px the grid is still 4 x 4
+    assert all(0 < r["median_s"] <= r["max_s"] for r in rows) and rows[-1]["peak_rss_gb"] > 0.1
+    assert "goal: median under 1.0 s at 6016 pictures" in capsys.readouterr().out

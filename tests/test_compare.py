@@ -20,7 +20,7 @@ from ttl_utils.cli import main  # noqa: E402
 from ttl_utils.config import get_profile  # noqa: E402
 from ttl_utils.demo import make_demo_pairs  # noqa: E402
 from ttl_utils.models import build_embedder, save_checkpoint  # noqa: E402
-from ttl_utils.plots import comparison_figures  # noqa: E402
+from ttl_utils.plots import comparison_figures, rank_frequency_plot  # noqa: E402
 from ttl_utils.retrieval import cmc_band  # noqa: E402
 from ttl_utils.transforms import Preprocessing  # noqa: E402
 
@@ -98,6 +98,9 @@ def test_comparison_figures_count_ranks_and_band_the_curve():
     assert heights[26] == 1 and heights[27] == 2 and heights[51] == 1  # B: 1, 2, 2, 3, 40
     assert "5 queries among 40" in hist.axes[0].get_title()
     assert [t.get_text() for t in hist.axes[0].get_legend().get_texts()] == ["A: 2 at rank 1", "B: 1 at rank 1"]
+    assert len(hist.axes[0].texts) == 0 and hist.axes[0].get_ylim()[1] >= 2  # nothing dwarfs ranks 1-25: no cut
+    many_beyond = rank_frequency_plot({"A": np.array([1, 1, 1, 2, 2] + [30] * 50)})
+    assert many_beyond.get_ylim() == (0, 1.3 * 3) and [t.get_text() for t in many_beyond.texts] == ["50"]
     curve, low, high = cmc_band(ranks["A"], 40, n=100)
     assert curve.shape == (40,) and curve[0] == 0.4 and curve[-1] == 1.0
     assert np.all(low <= curve + 1e-12) and np.all(curve <= high + 1e-12)
@@ -123,6 +126,10 @@ def test_cli_compare_twice_second_run_from_the_cache(tmp_path, monkeypatch, caps
     with caplog.at_level("INFO", logger="ttl_utils"):
         assert main(argv[:-4]) == 0
     assert "All 2 models' embeddings came from the cache" in caplog.text
+    assert main(["-q", "compare", "efficientnet_lite0", "--subset", "generic", "--workers", "0", "--json", str(out)]) == 0
+    generic = json.loads(out.read_text())
+    assert generic["data"] == "demo-64px-seed0/test without faces" and generic["subset"] == "generic"
+    assert 2 <= generic["n_queries"] <= 40
 
 
 def test_cli_compare_errors_are_one_line(tmp_path, monkeypatch, capsys):

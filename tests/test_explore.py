@@ -98,3 +98,24 @@ def test_face_counts_and_the_split_into_generic_and_face_pairs():
     assert (generic.name, with_faces.name) == ("hand-made without faces", "hand-made with faces")
     with pytest.raises(ValueError, match="face_pair has 3 flags but hand-made has 4 pairs"):
         split_by_faces(pairs, np.array([True, False, True]))
+
+
+def test_face_table_is_counted_once_per_data_set_and_gives_the_generic_subset(monkeypatch):
+    from ttl_utils import faces as F
+
+    plain = np.zeros((8, 8, 3), np.uint8)
+    marked = np.full((8, 8, 3), 255, np.uint8)  # the stand-in detector "finds a face" in a white image
+    pairs = _pairs_of([plain, marked, plain], [plain, plain, marked])
+    calls = []
+
+    def fake_count(image, min_size=24):
+        calls.append(1)
+        return int(np.asarray(image).mean() > 128)
+
+    monkeypatch.setattr(F, "count_faces", fake_count)
+    first = F.cached_face_table(pairs)
+    assert first.face_pair.tolist() == [False, True, True] and len(calls) == 6
+    again = F.cached_face_table(pairs)
+    assert len(calls) == 6 and again.equals(first)  # read back from artifacts/faces/, not counted again
+    generic = F.generic_subset(pairs)
+    assert generic.ids == ("p0",) and len(calls) == 6

@@ -47,7 +47,9 @@ def test_baseline_and_saliency_settings_per_profile():
     assert PairTrainingConfig.for_profile(get_profile("smoke")).epochs == 3
     assert PairTrainingConfig.for_profile(get_profile("cpu"), negatives=16).negatives == 16
     assert SaliencySettings.for_profile(get_profile("smoke")) == SaliencySettings("blur", 16, 2)
-    assert SaliencySettings.for_profile(get_profile("gpu"), ig_steps=None, baseline="grey") == SaliencySettings("grey", 32, 4)
+    assert SaliencySettings.for_profile(get_profile("gpu"), ig_steps=None, baseline="grey") == SaliencySettings(
+        "grey", 32, 4, "integrated_gradients")  # find --explain: IG where a GPU pays for it, Grad-CAM elsewhere
+    assert SaliencySettings.for_profile(get_profile("cpu")).method == "gradcam"
 
 
 def test_profiles_keep_no_unread_fields():

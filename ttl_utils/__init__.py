@@ -4,7 +4,8 @@ Modules, lowest first (a module imports only those before it):
 
 - utilities: `runtime` (digests, device, workers, memory), `config` (profiles, paths),
   `progress`, `storage` (atomic writes, the cache of values);
-- data: `pairs`, `data`, `demo`, `splits`, `download`, `explore`, `faces`, `transforms`;
+- data: `pairs`, `inputs` (pictures users hand in, checked), `data`, `demo`, `splits`, `download`,
+  `explore`, `faces`, `transforms`;
 - models: `models` (backbones, heads, checkpoints), `losses`, `optim`, `retrieval` (ranks,
   metrics), `recipes` (every trainer's settings, built per profile in one place);
 - training: `training_state` (one checkpoint + state format, resume, cached runs),
@@ -13,7 +14,8 @@ Modules, lowest first (a module imports only those before it):
 - evaluation: `report` (tables with CIs, paired gains, verdicts), `evaluation` (embedding
   cache, reports), `ablation`, `saliency`, `saliency_report` (what notebook 03 shows of it),
   `plots`, `results` (the results notebooks hand on, each by one name), `compare` (several
-  models ranked on the same pairs: one table with CIs, paired gains, verdicts);
+  models ranked on the same pairs: one table with CIs, paired gains, verdicts), `find` (the
+  look-alikes of any picture in a gallery);
 - entry points: `notebook` (the first lines of every notebook), `cli`.
 """
 

@@ -3,7 +3,8 @@
 Commands: `download` (the official TTL release), `check` (validate a dataset folder),
 `demo` (write the demo data as a folder, or a picture of it), `evaluate` (retrieval
 metrics of a backbone or checkpoint on a dataset), `compare` (several models on the same
-pairs: table, paired gains, verdicts, rank histogram), `pretrain` (Barlow Twins), `finetune`
+pairs: table, paired gains, verdicts, rank histogram), `find` (the look-alikes of any
+picture in a gallery, with why), `pretrain` (Barlow Twins), `finetune`
 (projection layers and the last stages, triplet or InfoNCE loss, on TTL pairs).
 """
 
@@ -157,6 +158,7 @@ def _compare(args: argparse.Namespace) -> None:
     if args.names is not None and len(args.names) != len(args.models):
         raise UsageError(f"--names: give one name per MODEL ({len(args.models)} models, {len(args.names)} names).")
     names = unique_names(args.names or args.models)
+    args.figure = _figure_prefix(args.figure)
     loaded = load_models(dict(zip(names, args.models)), args.profile)
     pairs = resolve_pairs(args.data, args.profile)
     if args.split != "all":
@@ -184,6 +186,59 @@ def _compare(args: argparse.Namespace) -> None:
                                      split=args.split, subset=args.subset, specs=dict(zip(names, args.models))),
                   args.json)
         print(f"Wrote {args.json}")
+
+
+def _figure_prefix(path: Path | None) -> Path | None:
+    """Return `--figure`'s path without an image extension (`out.png` -> `out`: both files are written)."""
+    return path.with_suffix("") if path is not None and path.suffix.lower() in (".png", ".pdf") else path
+
+
+def _find(args: argparse.Namespace) -> None:
+    from .find import Gallery, choose_model, find_lookalikes, gallery_embeddings
+    from .inputs import image_files, read_image
+
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: ask for at least one match.")
+    if args.explain and not args.figure:
+        raise UsageError("--explain draws the saliency in the figure: add --figure PATH.")
+    args.figure = _figure_prefix(args.figure)
+    queries = image_files(args.queries, "query image")
+    images = [read_image(path) for path in queries]  # every query checked before any work
+    gallery = Gallery.from_folder(args.gallery, args.side)
+    spec = str(args.checkpoint) if args.checkpoint else args.backbone
+    embedder, preprocessing, described = choose_model(args.profile, spec, args.data)
+    print(f"Model: {described}")
+    device = choose_device(args.device)
+    batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
+    kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device, batch_size, args.workers)
+    found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top)
+    for path, matches in zip(queries, found):
+        print(f"{path}: {len(matches)} look-alikes among {len(kept)} pictures of {kept.name}")
+        for m in matches:
+            print(f"  {m.rank:>3}. {m.label}  cosine {m.score:.3f}")
+    if args.figure:
+        _find_figure(args, queries, images, kept, found, embedder, preprocessing)
+    if args.json:
+        save_json({"model": described, "gallery": kept.name, "gallery_size": len(kept),
+                   "queries": [{"query": str(path), "matches": [
+                       {"rank": m.rank, "label": m.label, "cosine": m.score,
+                        "file": None if isinstance(kept.images[m.index], np.ndarray) else str(kept.images[m.index])}
+                       for m in matches]} for path, matches in zip(queries, found)]}, args.json)
+        print(f"Wrote {args.json}")
+
+
+def _find_figure(args, queries, images, gallery, found, embedder, preprocessing) -> None:
+    from .find import lookalike_rows
+    from .plots import lookalike_grid, save_fig, set_theme
+    from .recipes import SaliencySettings
+
+    settings = SaliencySettings.for_profile(args.profile)
+    rows = lookalike_rows(embedder, preprocessing, [(f"query: {path.name}", image) for path, image in zip(queries, images)],
+                          gallery, found, settings if args.explain else None)
+    set_theme()
+    fig = lookalike_grid(rows, preprocessing, signed=settings.method != "gradcam")
+    for written in save_fig(fig, args.figure.name, args.figure.parent):
+        print(f"Wrote {written}")
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -335,7 +390,9 @@ def _add_compare(sub) -> None:
                                    "with weights (resnet50:barlowtwins), used zero-shot. Gains and verdicts are "
                                    "over the first MODEL.")
     p.add_argument("models", nargs="+", metavar="MODEL", help="checkpoint file or backbone[:weights]")
-    p.add_argument("--names", nargs="+", default=None, help="one display name per MODEL (default: as given)")
+    p.add_argument("--names", nargs="+", default=None,
+                   help="one display name per MODEL, after the MODELs: compare m1.pt m2.pt --names A B "
+                        "(default: as given)")
     p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
     p.add_argument("--split", choices=("test", "all"), default="test",
                    help="the saved split's test pairs (default) or every pair")
@@ -350,12 +407,39 @@ def _add_compare(sub) -> None:
     p.set_defaults(run=_compare)
 
 
+def _add_find(sub) -> None:
+    p = sub.add_parser("find", help="find the look-alikes of any picture in a gallery of images",
+                       description="Ranks every picture of the gallery by cosine similarity to each QUERY. "
+                                   "The model: --checkpoint or --backbone, else the profile's chosen fine-tuned "
+                                   "model when it is cached, else the profile's backbone zero-shot.")
+    p.add_argument("queries", nargs="+", metavar="QUERY", type=Path, help="an image file, or a folder of them")
+    p.add_argument("--gallery", type=Path, required=True,
+                   help="a folder of images (searched recursively) or a dataset folder (left/ and right/)")
+    p.add_argument("--side", choices=("left", "right", "both"), default="right",
+                   help="for a dataset gallery: which images to search (default: right)")
+    model = p.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project")
+    model.add_argument("--backbone", help="a backbone, optionally with weights (resnet50:barlowtwins), zero-shot")
+    p.add_argument("--data", type=Path, default=None,
+                   help="the dataset whose chosen fine-tuned model is the default (default: $TTL_DATA, data/ttl, demo)")
+    p.add_argument("--top", type=int, default=5, help="matches a query (default 5)")
+    p.add_argument("--figure", type=Path, help="write FIGURE.png and .pdf: each query and its matches")
+    p.add_argument("--explain", action="store_true",
+                   help="in the figure, overlay the saliency of each similarity on the query and the match")
+    p.add_argument("--json", type=Path, help="write the matches to this JSON file")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
+    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.set_defaults(run=_find)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m ttl_utils`: one small function a subcommand."""
     parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_compare, _add_pretrain, _add_finetune):
+    for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_compare, _add_find, _add_pretrain,
+                _add_finetune):
         add(sub)
     return parser
 

@@ -182,7 +182,8 @@ def format_comparison(table: pd.DataFrame, lines: Sequence[str], title: str = ""
         gains = [c for c in part.columns if c.endswith(" gain")]
         out += ["", f"{direction} (95% bootstrap CIs):", part.drop(columns=gains).to_string()]
         if gains:
-            out += ["", f"{direction}, paired gain over {table.index[0][1]}:", part[gains].iloc[1:].to_string()]
+            rows = part[gains][(part[gains] != "").any(axis=1)]  # the reference has no gain over itself
+            out += ["", f"{direction}, paired gain over {table.index[0][1]}:", rows.to_string()]
     if lines:
         out += ["", "Verdicts (left -> right R@1, paired bootstrap):", *(f"- {line}" for line in lines)]
     return "\n".join(out)

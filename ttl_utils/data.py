@@ -28,11 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .config import Profile, data_dir, get_profile
 from .demo import make_demo_pairs
-from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet, open_rgb
+from .inputs import why_unreadable
+from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet
 from .progress import progress
 
 __all__ = ["load_pairs", "resolve_pairs", "write_pairs", "DatasetError", "SHOW_AT_MOST"]
@@ -116,25 +116,12 @@ def _check_sizes(paths: list[Path], root: Path, problems: _Problems) -> list[int
     return sizes
 
 
-def _why_unreadable(path: Path) -> str | None:
-    try:
-        open_rgb(path)
-    except Image.DecompressionBombError:
-        return "too many pixels (decompression bomb)"
-    except (OSError, SyntaxError, ValueError) as err:
-        text = str(err)
-        if "truncated" in text.lower():
-            return "truncated"
-        return "not a readable image"
-    return None
-
-
 def _validate_images(paths: list[Path], root: Path, problems: _Problems) -> None:
     """Open every image once, in threads (decoding releases the GIL)."""
     todo = [p for p in paths if p.stat().st_size > 0]  # empty files are reported already
     workers = min(16, 2 * (os.cpu_count() or 1))
     with ThreadPoolExecutor(workers) as pool:
-        reasons = list(progress(pool.map(_why_unreadable, todo), total=len(todo),
+        reasons = list(progress(pool.map(why_unreadable, todo), total=len(todo),
                             desc="Checking images", unit="img", leave=False))
     for path, reason in zip(todo, reasons):
         if reason:

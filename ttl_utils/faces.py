@@ -98,8 +98,8 @@ def cached_face_table(pairs: PairSet) -> pd.DataFrame:
     """Return `face_table(pairs)`, computed once per data set and kept under `artifacts/faces/`."""
     def compute() -> dict:
         table = face_table(pairs)
-        return {"ids": list(table.index), "left": torch.from_numpy(table.left_faces.to_numpy()),
-                "right": torch.from_numpy(table.right_faces.to_numpy())}
+        return {"ids": list(table.index), "left": torch.tensor(table.left_faces.to_numpy()),
+                "right": torch.tensor(table.right_faces.to_numpy())}
 
     saved = cached("faces", compute, data=pairs.fingerprint, detector=_DETECTOR)
     table = pd.DataFrame({"left_faces": saved["left"].numpy(), "right_faces": saved["right"].numpy()},

@@ -45,11 +45,12 @@ from .progress import progress
 from .recipes import LOSSES, FinetuneConfig
 from .retrieval import ranks_both_ways, retrieval_metrics
 from .runtime import default_workers
-from .training_state import cached_training, load_state, save_state, state_path
+from .training_state import cached_training, finished_run, load_state, save_state, state_path
 from .transforms import PairAugmentation, Preprocessing
 from .trunk import top_forward, trunk_forward, trunk_inputs
 
-__all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_finetune", "finetune", "state_path",
+__all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_finetune", "finetune", "finished_finetune",
+           "state_path",
            "zero_shot_reference"]
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,16 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
     return FinetuneResult(Path(config.out), run.best_epoch, run.best, run.history, final)
 
 
+def _data_key(train: PairSet, val: PairSet | None) -> dict:
+    return {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
+
+
+def finished_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None) -> Path | None:
+    """Return the checkpoint of `cached_finetune(config, train, val)` if that run is finished, else None
+    (nothing is trained)."""
+    return finished_run("finetune", config, _data_key(train, val), _VERSION, omit=_LATER_SETTINGS)
+
+
 def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None) -> FinetuneResult:
     """Return `finetune`'s result for `config` on these pairs, trained once and then read back.
 
@@ -313,7 +324,6 @@ def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None 
     how fast it runs) and the data (`training_state.cached_training`); an interrupted run is
     resumed. Once a run is finished, its training state keeps only the history.
     """
-    data = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
-    out, saved = cached_training("finetune", config, data, lambda c, resume: finetune(c, train, val, resume),
+    out, saved = cached_training("finetune", config, _data_key(train, val), lambda c, resume: finetune(c, train, val, resume),
                                  _VERSION, omit=_LATER_SETTINGS)
     return FinetuneResult(out, saved["best_epoch"], saved["best"], saved["history"], load_checkpoint(out)[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -392,7 +393,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     if not path.is_file():
         raise FileNotFoundError(
             f"No checkpoint at {path}. Train one (python -m ttl_utils finetune ... --out {path}) or check the path.")
-    content = load_torch(path, map_location=device)
+    try:
+        content = load_torch(path, map_location=device)
+    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError, OSError) as err:
+        raise ValueError(f"{path} is not a ttl_utils checkpoint (torch cannot read it: {type(err).__name__}).") from err
     if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
         found = content.get("format") if isinstance(content, dict) else type(content).__name__
         raise ValueError(f"{path} is not a ttl_utils checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}).")

@@ -26,7 +26,7 @@ from .transforms import denormalise
 __all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir", "rank_histogram_plot", "cmc_plot", "history_plot",
            "view_grid", "embedding_map", "rank_change_grid", "image_statistics", "near_duplicate_grid",
            "faithfulness_curves", "rank_frequency_plot", "cmc_band_plot",
-           "comparison_figures", "disagreement_grid"]
+           "comparison_figures", "disagreement_grid", "lookalike_grid"]
 
 # Fixed metadata: saving the same figure twice gives the same bytes.
 _PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -258,19 +258,27 @@ def rank_frequency_plot(ranks: dict[str, np.ndarray], top: int = 25, ax: plt.Axe
                         title: str | None = None) -> plt.Axes:
     """Plot the study's "frequency vector" for several models side by side: how many queries found
     the partner at rank 1, 2, ..., `top`, then one bar for every rank beyond. Counts, not shares;
-    the legend gives each model's count at rank 1."""
+    the legend gives each model's count at rank 1. When the last bar dwarfs the others, the axis
+    is cut above ranks 1 to `top` and the last bars are written with their counts."""
     ax = ax or plt.subplots(figsize=(12, 4.5))[1]
     names = list(ranks)
     width = 0.8 / len(names)
     positions = np.arange(1, top + 2)
+    highest, beyond = 0, []
     for j, name in enumerate(names):
         r = np.asarray(ranks[name])
         counts = np.append(np.bincount(np.minimum(r, top + 1) - 1, minlength=top + 1)[:top], (r > top).sum())
         x = positions - 0.4 + width * (j + 0.5)
         ax.bar(x, counts, width=width, label=f"{name}: {counts[0]} at rank 1")
+        highest, beyond = max(highest, int(counts[:top].max(initial=0))), beyond + [(x[-1], int(counts[-1]))]
+    cut = 1.3 * max(highest, 1)
+    if max(count for _, count in beyond) > 1.5 * cut:  # keep ranks 1..top readable
+        ax.set_ylim(0, cut)
+        for x, count in beyond:
+            ax.text(x, cut * 0.98, str(count), rotation=90, ha="center", va="top", fontsize=8, color="white",
+                    fontweight="bold")
     n = len(next(iter(ranks.values())))
-    ax.set_xticks(positions, [str(k) if k in (1, 5, 10, 15, 20, 25) or k == top else "" for k in positions[:-1]]
-                  + [f"{top + 1}+"])
+    ax.set_xticks(positions, [str(k) if k in (1, 5, 10, 15, 20) else "" for k in positions[:-1]] + [f"{top + 1}+"])
     ax.set(xlabel="rank of the true partner", ylabel="queries",
            title=title or f"Where the true partner lands ({n} queries)", xlim=(0.4, top + 1.6))
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -330,4 +338,41 @@ def disagreement_grid(pairs: PairSet, rows: dict[str, np.ndarray], ranks: dict[s
             axes[row, 2 * col].text(0, -0.04, f"{pairs.ids[i]}: {ranks_text}", transform=axes[row, 2 * col].transAxes,
                                     fontsize=8, va="top")
     fig.subplots_adjust(wspace=0.05, hspace=0.45)
+    return fig
+
+
+def lookalike_grid(rows: list[dict], preprocessing, signed: bool = False) -> plt.Figure:
+    """Return one row per query: the query, then its matches titled with rank, label and cosine, each
+    picture as the model sees it (`preprocessing`'s resize and centre crop).
+
+    Each row is `{"query": image, "title": str, "matches": [(image, caption), ...]}`, and with
+    `"maps": [(map_query, map_match), ...]` each match is shown twice, the query and the match,
+    with the saliency of their similarity over each (`saliency.overlay`; `signed` for signed maps).
+    """
+    from .saliency import overlay
+
+    def view(image) -> np.ndarray:
+        return denormalise(preprocessing(image.convert("RGB")), preprocessing.mean, preprocessing.std)
+
+    explained = any("maps" in row for row in rows)
+    per_match = 2 if explained else 1
+    cols = 1 + per_match * max(len(row["matches"]) for row in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.6 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, row in enumerate(rows):
+        query = view(row["query"])
+        axes[r, 0].imshow(query)
+        axes[r, 0].set_title(row["title"], fontsize=9, fontweight="bold")
+        for k, (image, caption) in enumerate(row["matches"]):
+            col = 1 + per_match * k
+            if explained:
+                map_query, map_match = row["maps"][k]
+                overlay(axes[r, col], query, map_query, signed)
+                overlay(axes[r, col + 1], view(image), map_match, signed)
+                axes[r, col].set_title("why: in the query", fontsize=8)
+            else:
+                axes[r, col + per_match - 1].imshow(view(image))
+            axes[r, col + per_match - 1].set_title(caption, fontsize=8)
+    fig.tight_layout()
     return fig

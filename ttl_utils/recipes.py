@@ -40,7 +40,7 @@ _PRETRAIN = {
 _STUDY = {"loss": "triplet", "layers": ("layer4",), "grid": 0, "head": "linear"}
 _STUDY_RESNET50 = {"smoke": {"unfreeze": 0}, "cpu": {"unfreeze": 0, "views": 2}, "gpu": {}}
 _PAIR_TRAINING = {"smoke": {"epochs": 3}, "cpu": {}, "gpu": {}}
-_SALIENCY = {"smoke": {"n_faithfulness": 2, "ig_steps": 16}, "cpu": {}, "gpu": {}}
+_SALIENCY = {"smoke": {"n_faithfulness": 2, "ig_steps": 16}, "cpu": {}, "gpu": {"method": "integrated_gradients"}}
 
 
 def _merge(cls, base: dict, by_profile: dict, profile: Profile, overrides: dict):
@@ -233,6 +233,7 @@ class SaliencySettings:
     baseline: str = "blur"                 # reference image of IG, GradientSHAP and Occlusion: blur | grey | black
     ig_steps: int = 32                     # integration steps of IG (more: smaller delta, slower)
     n_faithfulness: int = 4                # test pairs in the faithfulness table
+    method: str = "gradcam"                # what `find --explain` and notebook 07 overlay (gpu: integrated_gradients)
 
     @classmethod
     def for_profile(cls, profile: Profile, **overrides) -> SaliencySettings:

@@ -12,14 +12,14 @@ that "makes" a result trains it through the same call, so every notebook runs on
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .config import Profile, artifacts_dir
 from .data import write_pairs
 from .evaluation import embed_pairs
-from .finetune import FinetuneResult, cached_finetune
-from .models import Embedder, build_embedder, hub_weights_path
+from .finetune import FinetuneResult, cached_finetune, finished_finetune
+from .models import Embedder, build_embedder, hub_weights_path, load_checkpoint
 from .pair_classifier import evaluate_pair_classifier
 from .pairs import PairSet
 from .pretrain import cached_pretrain
@@ -29,8 +29,9 @@ from .splits import split_pairs
 from .storage import cached
 from .transforms import Preprocessing
 
-__all__ = ["STUDY_WEIGHTS", "barlow_twins", "barlow_twins_finetuned", "finetuned", "frozen_embeddings",
-           "learned_distance", "missing_study_weights", "pretraining_images", "study_resnet50"]
+__all__ = ["STUDY_WEIGHTS", "ComparisonRows", "barlow_twins", "barlow_twins_finetuned", "chosen_if_trained",
+           "comparison_models", "finetuned", "frozen_embeddings", "learned_distance", "missing_study_weights",
+           "pretraining_images", "study_resnet50"]
 
 # The study's exact setting: ResNet-50, supervised ImageNet weights vs the official Barlow Twins ones.
 STUDY_WEIGHTS = {"supervised": "imagenet", "Barlow Twins": "barlowtwins"}
@@ -62,6 +63,13 @@ def finetuned(profile: Profile, pairs: PairSet, config: FinetuneConfig | None = 
     the saved split's train pairs with its epoch selected on the val pairs."""
     split = split_pairs(pairs)
     return cached_finetune(config or FinetuneConfig.for_profile(profile), split["train"], split["val"])
+
+
+def chosen_if_trained(profile: Profile, pairs: PairSet) -> Path | None:
+    """Return the checkpoint of `finetuned(profile, pairs)` if it was trained already, else None
+    (nothing is trained: for commands that would rather fall back than train)."""
+    split = split_pairs(pairs)
+    return finished_finetune(FinetuneConfig.for_profile(profile), split["train"], split["val"])
 
 
 def pretraining_images(pairs: PairSet) -> str:
@@ -108,3 +116,35 @@ def study_resnet50(profile: Profile, pairs: PairSet) -> dict[str, tuple[Embedder
         models[f"ResNet-50 {label}, fine-tuned"] = (finetuned(profile, pairs, config).embedder,
                                                     Preprocessing.for_size(config.image_size))
     return models
+
+
+@dataclass
+class ComparisonRows:
+    """Notebook 06's models (`{name: (embedder, preprocessing)}`), the head-to-head matches of a
+    classifier start against a Barlow Twins start, and a note on rows that could not run."""
+
+    models: dict[str, tuple[Embedder, Preprocessing]]
+    matches: list[tuple[str, str]]
+    note: str | None
+
+
+def comparison_models(profile: Profile, pairs: PairSet) -> ComparisonRows:
+    """Return notebook 06's rows: the classifier backbone zero-shot; ImageNet and Barlow Twins starts
+    fine-tuned by notebook 05's chosen recipe and by the study's (where it differs); and the study's
+    ResNet-50 rows when both weight files are in torch.hub's cache (else a note says what to fetch)."""
+    chosen, study = FinetuneConfig.for_profile(profile), study_recipe(profile)
+    recipes = {"fine-tuned": chosen} | ({"study recipe": study} if study != chosen else {})
+    models = {"ImageNet, zero-shot": (build_embedder(profile.backbone), Preprocessing.for_size(profile.image_size))}
+    matches = []
+    for label, config in recipes.items():
+        models[f"ImageNet + {label}"] = load_checkpoint(finetuned(profile, pairs, config).checkpoint)[:2]
+        models[f"Barlow Twins + {label}"] = load_checkpoint(barlow_twins_finetuned(profile, pairs, config).checkpoint)[:2]
+        matches.append((f"ImageNet + {label}", f"Barlow Twins + {label}"))
+    missing = missing_study_weights()
+    if missing:
+        return ComparisonRows(models, matches, f"ResNet-50 rows skipped: {', '.join(p.name for p in missing)} not in "
+                                               f"torch.hub's cache ({missing[0].parent}); fetch them with "
+                                               "`python -m ttl_utils download --weights`.")
+    models |= study_resnet50(profile, pairs)
+    matches += [(f"ResNet-50 supervised, {kind}", f"ResNet-50 Barlow Twins, {kind}") for kind in ("zero-shot", "fine-tuned")]
+    return ComparisonRows(models, matches, None)

@@ -41,6 +41,7 @@ __all__ = [
     "explain_pair", "gradcam", "has_decomposition", "similarity_decomposition", "point_to_point", "strongest_point",
     "deletion_insertion", "infidelity_score", "sensitivity_score", "randomised_copy",
     "cached_explanations", "faithfulness_table", "rank_correlation", "plot_pair_maps", "to_image", "faithfulness",
+    "overlay",
 ]
 
 log = logging.getLogger(__name__)
@@ -328,7 +329,8 @@ def rank_correlation(map_1: torch.Tensor, map_2: torch.Tensor) -> float:
     return float((r1 @ r2) / (r1.norm() * r2.norm()))
 
 
-def _overlay(ax, image: np.ndarray, saliency_map: torch.Tensor, signed: bool) -> None:
+def overlay(ax, image: np.ndarray, saliency_map: torch.Tensor, signed: bool) -> None:
+    """Draw `image` on `ax` with `saliency_map` over it: red/blue for a signed map, a heat scale otherwise."""
     values = saliency_map.detach().cpu().numpy()
     limit = np.percentile(np.abs(values), 99) or 1.0
     ax.imshow(image)
@@ -359,7 +361,7 @@ def plot_pair_maps(image_a: np.ndarray, image_b: np.ndarray, maps: dict[str, tup
         row[0].axis("off")
     for col, (method, (map_a, map_b)) in enumerate(maps.items(), start=1):
         for row, image, saliency_map in zip(axes, (image_a, image_b), (map_a, map_b)):
-            _overlay(row[col], image, saliency_map, method in signed)
+            overlay(row[col], image, saliency_map, method in signed)
         axes[0, col].set_title(method.replace("_", " "), fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)

@@ -22,7 +22,8 @@ from typing import Any
 
 from .storage import cache_path, load_torch, save_torch
 
-__all__ = ["STATE_FORMAT", "cached_training", "keep_summary", "load_state", "save_state", "state_path"]
+__all__ = ["STATE_FORMAT", "cached_training", "finished_run", "keep_summary", "load_state", "run_path", "save_state",
+           "state_path"]
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +96,28 @@ def cached_training(kind: str, config, data: dict, train: Callable[[Any, bool], 
     an interrupted run is resumed. `omit` lists settings that key a run only when they differ
     from the value given (settings added after runs were cached, so that those stay found).
     """
+    out = run_path(kind, config, data, version, omit)
+    if finished_run(kind, config, data, version, omit) is not None:
+        log.info("Loaded the finished %s run from %s", kind, out)
+        return out, keep_summary(out)
+    train(replace(config, out=str(out)), state_path(out).is_file())
+    return out, keep_summary(out)
+
+
+def run_path(kind: str, config, data: dict, version: int, omit: dict | None = None) -> Path:
+    """Return where `cached_training` keeps the run `config` on `data` (which may not exist yet)."""
     settings = {k: v for k, v in asdict(config).items() if k not in _NOT_SETTINGS}
     for name, default in (omit or {}).items():
         if settings.get(name) == default:
             del settings[name]
     settings["version"] = version
-    out = cache_path(kind, settings=settings, data=data)
+    return cache_path(kind, settings=settings, data=data)
+
+
+def finished_run(kind: str, config, data: dict, version: int, omit: dict | None = None) -> Path | None:
+    """Return the checkpoint of the finished cached run `config` on `data`, or None (nothing is trained)."""
+    out = run_path(kind, config, data, version, omit)
     state = state_path(out)
-    if out.is_file() and state.is_file():
-        saved = load_torch(state)
-        if saved.get("finished"):
-            log.info("Loaded the finished %s run from %s", kind, out)
-            return out, keep_summary(out)
-    train(replace(config, out=str(out)), state.is_file())
-    return out, keep_summary(out)
+    if out.is_file() and state.is_file() and load_torch(state).get("finished"):
+        return out
+    return None
