@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -50,10 +51,22 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     scratch = Path(tempfile.mkdtemp(prefix="study-resnet50-"))
+    saved = {name: os.environ.get(name) for name in ("TORCH_HOME", "TTL_HOME")}
     os.environ["TORCH_HOME"] = str(scratch / "torch")
     os.environ["TTL_HOME"] = str(scratch / "project")  # artifacts of random weights stay out of the real cache
-    _stand_in_weights(scratch / "torch")
+    try:
+        _stand_in_weights(scratch / "torch")
+        return _measure(args, scratch)
+    finally:  # the stand-in weights (200 MB) and what was trained on them go
+        shutil.rmtree(scratch, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
+
+def _measure(args: argparse.Namespace, scratch: Path) -> dict:
     from dataclasses import replace
 
     from ttl_utils.compare import compare_models
