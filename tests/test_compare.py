@@ -22,6 +22,7 @@ from ttl_utils.demo import make_demo_pairs  # noqa: E402
 from ttl_utils.models import build_embedder, save_checkpoint  # noqa: E402
 from ttl_utils.plots import comparison_figures, rank_frequency_plot  # noqa: E402
 from ttl_utils.retrieval import cmc_band  # noqa: E402
+from ttl_utils.runtime import model_fingerprint  # noqa: E402
 from ttl_utils.transforms import Preprocessing  # noqa: E402
 
 
@@ -87,6 +88,8 @@ def test_load_model_says_in_one_line_what_is_wrong(tmp_path):
         C.load_model("alexnet", profile)
     embedder, preprocessing = C.load_model("efficientnet_lite0:none", profile)
     assert embedder.describe()["weights"] is None and preprocessing.crop == profile.image_size
+    again, _ = C.load_model("efficientnet_lite0:none", profile)  # seeded: the same random weights, so cached
+    assert model_fingerprint(again) == model_fingerprint(embedder)
 
 
 def test_comparison_figures_count_ranks_and_band_the_curve():

@@ -190,7 +190,8 @@ def _compare(args: argparse.Namespace) -> None:
 
 def _figure_prefix(path: Path | None) -> Path | None:
     """Return `--figure`'s path without an image extension (`out.png` -> `out`: both files are written)."""
-    return path.with_suffix("") if path is not None and path.suffix.lower() in (".png", ".pdf") else path
+    known = (".png", ".pdf", ".jpg", ".jpeg", ".svg")
+    return path.with_suffix("") if path is not None and path.suffix.lower() in known else path
 
 
 def _find(args: argparse.Namespace) -> None:

@@ -93,7 +93,10 @@ def load_model(spec: str, profile: Profile) -> tuple[Embedder, Preprocessing]:
     name, _, weights = spec.partition(":")
     if name in BACKBONES:
         weights = None if weights == "none" else weights or "imagenet"  # none: random weights, a floor
-        return build_embedder(name, weights), Preprocessing.for_size(profile.image_size)
+        with torch.random.fork_rng():  # random weights drawn with a fixed seed: reproducible, and cached
+            torch.manual_seed(0)
+            embedder = build_embedder(name, weights)
+        return embedder, Preprocessing.for_size(profile.image_size)
     known = ", ".join(sorted(BACKBONES))
     if path.suffix or "/" in spec:
         raise FileNotFoundError(f"MODEL {spec}: no such checkpoint file (a MODEL is a checkpoint or a backbone: {known}).")
@@ -238,7 +241,8 @@ def compare_models(loaded: dict[str, tuple[Embedder, Preprocessing]], pairs: Pai
     if cached_already == len(loaded):
         log.info("All %d models' embeddings came from the cache (artifacts/embeddings/): no forward pass.", len(loaded))
     else:
-        log.info("Embedded %d of %d models; the rest came from the cache.", len(loaded) - cached_already, len(loaded))
+        log.info("Embedded %d of %d models, %d from the cache.", len(loaded) - cached_already, len(loaded),
+                 cached_already)
     return ranked
 
 

@@ -145,8 +145,8 @@ def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery
                  "embeddings": torch.cat([old, vectors]) if len(old) else vectors}
         save_torch(store, path)
         known = {d: i for i, d in enumerate(store["digests"])}
-    log.info("Gallery %s: %d pictures, %d embedded now, the rest from the cache (%s)", gallery.name,
-             len(gallery) - len(bad), len(fresh), path)
+    log.info("Gallery %s: %d pictures, %d embedded now, %d from the cache (%s)", gallery.name,
+             len(gallery) - len(bad), len(fresh), len(gallery) - len(bad) - len(fresh), path)
     kept = [i for i in range(len(gallery)) if i not in bad]
     if not kept:
         raise InputError(f"--gallery {gallery.name}: no readable pictures.")
