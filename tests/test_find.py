@@ -146,6 +146,10 @@ def test_cli_find_prints_matches_writes_figure_and_json(tmp_path, monkeypatch, c
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["lookalikes.pdf", "lookalikes.png"]
     assert main(argv[:-5] + ["--side", "both"]) == 0
     assert "3 look-alikes among 16 pictures" in capsys.readouterr().out
+    assert main(argv[:-5] + ["--json", "-"]) == 0  # --json -: the JSON goes to standard output, no file named "-"
+    printed = capsys.readouterr().out
+    assert json.loads(printed[printed.index("\n{") + 1:])["gallery_size"] == 8
+    assert not (tmp_path / "-").exists()
 
 
 def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatch, capsys, isolated_project):

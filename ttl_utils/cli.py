@@ -11,6 +11,7 @@ picture in a gallery, with why), `pretrain` (Barlow Twins), `finetune`
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -42,6 +43,15 @@ class UsageError(ValueError):
 
 def _layers(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _write_json(content, path: Path) -> None:
+    """Write `--json`'s content to `path` (atomically), or to standard output for `-`."""
+    if str(path) == "-":
+        print(json.dumps(content, indent=1))
+        return
+    save_json(content, path)
+    print(f"Wrote {path}")
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -101,8 +111,7 @@ def _evaluate(args: argparse.Namespace) -> None:
                             device=device, num_workers=args.workers, cache=not args.no_cache)
     print(format_report(report))
     if args.json:
-        save_json(summary(report), args.json)
-        print(f"Wrote {args.json}")
+        _write_json(summary(report), args.json)
 
 
 def _pretrain(args: argparse.Namespace) -> None:
@@ -182,10 +191,9 @@ def _compare(args: argparse.Namespace) -> None:
             for path in save_fig(fig, f"{args.figure.name}_{suffix}", args.figure.parent):
                 print(f"Wrote {path}")
     if args.json:
-        save_json(comparison_summary(ranked, table, lines, data=pairs.name, fingerprint=pairs.fingerprint,
+        _write_json(comparison_summary(ranked, table, lines, data=pairs.name, fingerprint=pairs.fingerprint,
                                      split=args.split, subset=args.subset, specs=dict(zip(names, args.models))),
                   args.json)
-        print(f"Wrote {args.json}")
 
 
 def _figure_prefix(path: Path | None) -> Path | None:
@@ -220,12 +228,11 @@ def _find(args: argparse.Namespace) -> None:
     if args.figure:
         _find_figure(args, queries, images, kept, found, embedder, preprocessing)
     if args.json:
-        save_json({"model": described, "gallery": kept.name, "gallery_size": len(kept),
+        _write_json({"model": described, "gallery": kept.name, "gallery_size": len(kept),
                    "queries": [{"query": str(path), "matches": [
                        {"rank": m.rank, "label": m.label, "cosine": m.score,
                         "file": None if isinstance(kept.images[m.index], np.ndarray) else str(kept.images[m.index])}
                        for m in matches]} for path, matches in zip(queries, found)]}, args.json)
-        print(f"Wrote {args.json}")
 
 
 def _find_figure(args, queries, images, gallery, found, embedder, preprocessing) -> None:
