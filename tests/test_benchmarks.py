@@ -70,3 +70,13 @@ def test_find_latency_benchmark_times_queries_for_each_size(capsys):
     assert rows[0]["dim"] == 1280 and rows[2]["dim"] == 16 * (112 + 1280)  # at 32 px the grid is still 4 x 4
     assert all(0 < r["median_s"] <= r["max_s"] for r in rows) and rows[-1]["peak_rss_gb"] > 0.1
     assert "goal: median under 1.0 s at 6016 pictures" in capsys.readouterr().out
+
+
+def test_check_memory_benchmark_measures_check_and_the_pixel_limit(monkeypatch, capsys):
+    bench = _load("check_memory")
+    monkeypatch.setenv("TTL_MAX_PIXELS", "1000000")  # a 1200 x 1200 picture is then over the limit
+    result = bench.main(["--pairs", "1", "--side", "600", "--huge-side", "1200"])
+    assert result["photos"]["rc"] == 0 and result["photos"]["said"].startswith("OK")
+    assert result["huge"]["rc"] == 2 and "too many pixels (1200 x 1200, more than 1,000,000" in result["huge"]["said"]
+    assert result["photos"]["peak_rss_gb"] > 0.05
+    assert "check on 1 pairs of 600 x 600 JPEGs" in capsys.readouterr().out

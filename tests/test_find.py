@@ -171,12 +171,12 @@ def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatc
          "empty_gallery: no gallery image files"),
         (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--checkpoint", str(state)],
          "is not a ttl_utils checkpoint"),
-        (["find", str(data / "left" / "00001.jpg"), *base, "--top", "0"], "--top 0: ask for at least one match."),
+        (["find", str(data / "left" / "00001.jpg"), *base, "--top", "0"], "argument --top: 0: give at least 1"),
     ]
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     cases += [
         (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--checkpoint", str(tmp_path / "notes.txt")],
-         "notes.txt is not a ttl_utils checkpoint (torch cannot read it"),
+         "notes.txt is not a checkpoint: not a file PyTorch wrote"),
         (["find", str(data / "left" / "00001.jpg"), *base, "--explain"], "--explain draws the saliency in the figure"),
     ]
     for argv, message in cases:

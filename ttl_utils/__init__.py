@@ -3,7 +3,8 @@
 Modules, lowest first (a module imports only those before it):
 
 - utilities: `runtime` (digests, device, workers, memory), `config` (profiles, paths),
-  `progress`, `storage` (atomic writes, the cache of values);
+  `progress`, `storage` (atomic writes, locks, the cache of values), `digests` (files' content digests,
+  remembered by size and time);
 - data: `pairs`, `inputs` (pictures users hand in, checked), `data`, `demo`, `splits`, `download`,
   `explore`, `faces`, `transforms`;
 - models: `models` (backbones, heads, checkpoints), `losses`, `optim`, `retrieval` (ranks,

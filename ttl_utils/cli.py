@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +28,12 @@ from .download import DownloadError, download_ttl, install_archives
 from .evaluation import evaluate_model
 from .finetune import finetune
 from .models import BACKBONES, WeightsUnavailableError, build_embedder, load_checkpoint
-from .pairs import DatasetError
+from .pairs import DatasetError, UnreadableImage
 from .recipes import LOSSES, FinetuneConfig, PretrainConfig
 from .report import format_report, summary
 from .runtime import choose_device
 from .splits import split_pairs
-from .storage import save_json
+from .storage import BusyError, exclusive, save_json
 from .transforms import Preprocessing
 
 log = logging.getLogger("ttl_utils")
@@ -41,8 +43,61 @@ class UsageError(ValueError):
     """A command-line choice that cannot work here."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line (`error: ...`), with where to read more."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def _layers(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
+    from .models import LAYERS
+
+    layers = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in layers if name not in LAYERS]
+    if unknown or not layers:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose stages among {', '.join(LAYERS)}, comma-separated "
+                                         "(e.g. layer3,layer4).")
+    return layers
+
+
+def _positive(text: str) -> int:
+    """An integer of at least 1 (0 would mean nothing here, not "the default")."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number.") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1 (leave the flag out for the profile's default).")
+    return value
+
+
+def _device(text: str) -> str:
+    """cpu, cuda, cuda:N or mps; whether it is available here is checked when the command starts."""
+    name = text.strip().lower()
+    if name in ("cpu", "cuda", "mps") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return name
+    raise argparse.ArgumentTypeError(f"{text!r}: choose cpu, cuda, cuda:N or mps.")
+
+
+def _output(path: Path | None, flag: str) -> None:
+    """Check before any work that `flag`'s file can be written: not a folder, its folder creatable."""
+    if path is None or str(path) == "-":
+        return
+    if path.is_dir() or str(path).endswith(("/", "\\")):
+        raise UsageError(f"{flag} {path}: that is a folder; give a file name (e.g. {path / 'results'}).")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: no permission to write in {parent}.")
+
+
+def _lead_process() -> bool:
+    """Return whether this is the process that writes files (rank 0 under torchrun, or alone)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _write_json(content, path: Path) -> None:
@@ -91,21 +146,31 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluation import training_overlap
+
     profile = args.profile
+    _output(args.json, "--json")
     device = choose_device(args.device)
+    extra = {}
     if args.checkpoint:
         if args.grid:
             raise UsageError("--grid applies to a backbone's features; a checkpoint keeps the grid it was trained with.")
-        embedder, preprocessing, _ = load_checkpoint(args.checkpoint)
+        embedder, preprocessing, extra = load_checkpoint(args.checkpoint)
         if args.image_size:
             preprocessing = Preprocessing.for_size(args.image_size, mean=preprocessing.mean, std=preprocessing.std)
     else:
         weights = None if args.weights == "none" else args.weights
         embedder = build_embedder(args.backbone or profile.backbone, weights, args.layers, grid=args.grid)
         preprocessing = Preprocessing.for_size(args.image_size or profile.image_size)
-    pairs = resolve_pairs(args.data, profile)
+    pairs = resolve_pairs(args.data, profile, validate="headers")
     if args.split != "all":
         pairs = split_pairs(pairs)[args.split]
+    _enough_pairs(pairs, args.split)
+    seen = training_overlap(extra, pairs)
+    if seen:
+        log.warning("Warning: %d of the %d evaluated pairs are among %s's training pairs, so these recalls are "
+                    "optimistic. Evaluate on pairs it never saw (a checkpoint trained with --split train, "
+                    "on --split test).", seen, len(pairs), args.checkpoint)
     batch_size = args.batch_size or (profile.batch_size if device.startswith("cuda") else 32)
     report = evaluate_model(embedder, preprocessing, pairs, batch_size=batch_size,
                             device=device, num_workers=args.workers, cache=not args.no_cache)
@@ -114,20 +179,36 @@ def _evaluate(args: argparse.Namespace) -> None:
         _write_json(summary(report), args.json)
 
 
+def _enough_pairs(pairs, split: str) -> None:
+    """Refuse a pair set too small to rank (with the flag to change)."""
+    if len(pairs) < 2:
+        raise UsageError(f"{pairs.name} has {len(pairs)} pair(s) to rank: too few (at least 2)"
+                         + (f"; its {split} split is small, use --split all." if split != "all" else "."))
+    if len(pairs) < 20:
+        log.warning("Warning: %s has only %d pairs to rank: R@k moves in steps of 1/%d and the CIs are wide.",
+                    pairs.name, len(pairs), len(pairs))
+
+
 def _pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
+    _output(args.out, "--out")
+    choose_device(args.device)
     config = PretrainConfig.for_profile(
         args.profile, data=str(args.data), out=str(args.out), backbone=args.backbone, init=args.init, epochs=args.epochs,
         batch_size=args.batch_size, image_size=args.image_size, projector=args.projector, optimizer=args.optimizer,
         lr=args.lr, augment=args.augment, workers=args.workers, device=args.device, compile=args.compile or None,
         sync_batchnorm=args.sync_batchnorm or None, max_steps=args.max_steps, seed=args.seed)
-    print(f"Wrote {pretrain(config, resume=args.resume)}")
+    with exclusive(args.out) if _lead_process() else nullcontext():
+        written = pretrain(config, resume=args.resume)
+    print(f"Wrote {written}")
 
 
 def _finetune(args: argparse.Namespace) -> None:
     if args.init is not None and not Path(args.init).is_file():
         raise UsageError(f"--init: no checkpoint at {args.init}.")
+    _output(args.out, "--out")
+    choose_device(args.device)
     config = FinetuneConfig.for_profile(
         args.profile, out=str(args.out), backbone=args.backbone, init=str(args.init) if args.init else None,
         weights=args.weights,
@@ -136,7 +217,7 @@ def _finetune(args: argparse.Namespace) -> None:
         backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
         patience=args.patience, seed=args.seed, device=args.device, workers=args.workers,
         cache=False if args.no_cache else None)
-    pairs = resolve_pairs(args.data, args.profile)
+    pairs = resolve_pairs(args.data, args.profile, validate="headers")
     if args.split == "train":
         split = split_pairs(pairs)
         train, val = split["train"], split["val"]
@@ -145,7 +226,8 @@ def _finetune(args: argparse.Namespace) -> None:
     else:
         train, val = pairs, None
     print(f"Training on {train.describe()}" + (f"; validating on {len(val)} pairs" if val is not None else ""))
-    result = finetune(config, train, val, resume=args.resume)
+    with exclusive(args.out):
+        result = finetune(config, train, val, resume=args.resume)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
     print(f"Best epoch {result.best_epoch}" + (f": {metrics}" if metrics else ""))
     print(f"Wrote {result.checkpoint} (training state: {result.checkpoint}.state.pt)")
@@ -168,15 +250,16 @@ def _compare(args: argparse.Namespace) -> None:
         raise UsageError(f"--names: give one name per MODEL ({len(args.models)} models, {len(args.names)} names).")
     names = unique_names(args.names or args.models)
     args.figure = _figure_prefix(args.figure)
+    _output(args.figure, "--figure")
+    _output(args.json, "--json")
+    device = choose_device(args.device)
     loaded = load_models(dict(zip(names, args.models)), args.profile)
-    pairs = resolve_pairs(args.data, args.profile)
+    pairs = resolve_pairs(args.data, args.profile, validate="headers")
     if args.split != "all":
         pairs = split_pairs(pairs)[args.split]
     if args.subset == "generic":
         pairs = generic_subset(pairs)
-    if len(pairs) < 2:
-        raise UsageError(f"{pairs.name} has {len(pairs)} pair(s): nothing to rank.")
-    device = choose_device(args.device)
+    _enough_pairs(pairs, args.split)
     batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
     ranked = compare_models(loaded, pairs, device, batch_size, args.workers, cache=not args.no_cache)
     table, lines = comparison_table(ranked), verdicts(ranked)
@@ -211,13 +294,15 @@ def _find(args: argparse.Namespace) -> None:
     if args.explain and not args.figure:
         raise UsageError("--explain draws the saliency in the figure: add --figure PATH.")
     args.figure = _figure_prefix(args.figure)
+    _output(args.figure, "--figure")
+    _output(args.json, "--json")
+    device = choose_device(args.device)
     queries = image_files(args.queries, "query image")
     images = [read_image(path) for path in queries]  # every query checked before any work
     gallery = Gallery.from_folder(args.gallery, args.side)
     spec = str(args.checkpoint) if args.checkpoint else args.backbone
     embedder, preprocessing, described = choose_model(args.profile, spec, args.data)
     print(f"Model: {described}")
-    device = choose_device(args.device)
     batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
     kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device, batch_size, args.workers)
     found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top)
@@ -277,8 +362,8 @@ def _add_check(sub) -> None:
 
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="write the procedurally drawn demo pairs as a folder or a figure")
-    p.add_argument("--n-pairs", type=int, default=get_profile("cpu").demo_pairs)
-    p.add_argument("--size", type=int, default=get_profile("cpu").demo_size)
+    p.add_argument("--n-pairs", type=_positive, default=get_profile("cpu").demo_pairs)
+    p.add_argument("--size", type=_positive, default=get_profile("cpu").demo_size)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="folder to write left/ and right/ into")
     p.add_argument("--figure", type=Path, help="figure path without extension, e.g. figures/demo_pairs")
@@ -299,10 +384,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--grid", type=int, default=0, choices=range(0, 8), metavar="G",
                    help="pool each layer into G x G cells, keeping the layout (default 0: global average)")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project (overrides --backbone)")
-    p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
+    p.add_argument("--image-size", type=_positive, default=None, help="crop size in pixels (default: the profile's)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="default: 32 on CPU, the profile's on GPU")
     p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
-    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--json", type=Path, help="write the metrics to this JSON file")
     p.set_defaults(run=_evaluate)
@@ -316,19 +401,19 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="checkpoint path, written after every epoch")
     p.add_argument("--backbone", choices=sorted(BACKBONES), default=None, help="default: the profile's backbone")
     p.add_argument("--init", default="imagenet", help="imagenet, none (random), or a checkpoint of this project")
-    p.add_argument("--epochs", type=int, default=None, help="default: the profile's recipe")
-    p.add_argument("--batch-size", type=int, default=None, help="per process (default: the profile's recipe)")
-    p.add_argument("--image-size", type=int, default=None, help="default: the profile's recipe")
+    p.add_argument("--epochs", type=_positive, default=None, help="default: the profile's recipe")
+    p.add_argument("--batch-size", type=_positive, default=None, help="per process (default: the profile's recipe)")
+    p.add_argument("--image-size", type=_positive, default=None, help="default: the profile's recipe")
     p.add_argument("--projector", type=_sizes, default=None,
                    help="e.g. 8192-8192-8192 (default for resnet50, as in the paper; 1024-1024-1024 otherwise)")
     p.add_argument("--optimizer", choices=("adamw", "lars"), default=None, help="default: lars (gpu profile), adamw")
     p.add_argument("--lr", type=float, default=None, help="AdamW's learning rate (default 1e-4; LARS uses the paper's)")
     p.add_argument("--augment", choices=("cpu", "gpu"), default=None, help="default: cpu (in data-loader workers)")
     p.add_argument("--workers", type=int, default=None, help="default: the profile's")
-    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--sync-batchnorm", action="store_true")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (quick checks)")
+    p.add_argument("--max-steps", type=_positive, default=None, help="stop after this many steps (quick checks)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
     p.set_defaults(run=_pretrain)
@@ -362,11 +447,11 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
                    help="in-batch triplet mining (default semihard; hard: batch-hard)")
     p.add_argument("--margin", type=float, default=None, help="triplet margin (default 0.2; unit-length embeddings)")
     p.add_argument("--temperature", type=float, default=None, help="InfoNCE temperature (default 0.05)")
-    p.add_argument("--epochs", type=int, default=None, help="at most this many (default: the profile's)")
-    p.add_argument("--batch-size", type=int, default=None, help="pairs a batch (default: the profile's, at most 64 on CPU)")
+    p.add_argument("--epochs", type=_positive, default=None, help="at most this many (default: the profile's)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="pairs a batch (default: the profile's, at most 64 on CPU)")
     p.add_argument("--lr", type=float, default=None, help="the head's learning rate (default 1e-3)")
     p.add_argument("--backbone-lr", type=float, default=None, help="the unfrozen stages' learning rate (default 1e-4)")
-    p.add_argument("--image-size", type=int, default=None, help="crop size in pixels (default: the profile's)")
+    p.add_argument("--image-size", type=_positive, default=None, help="crop size in pixels (default: the profile's)")
     p.add_argument("--views", type=int, default=None,
                    help="augmented views a training image, computed once by the frozen part (default 4, 1 in the "
                         "smoke profile); 0: fresh every step")
@@ -384,7 +469,7 @@ def _add_finetune(sub) -> None:
     _add_finetune_model(p)
     _add_finetune_training(p)
     p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
-    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="do not keep the frozen part's outputs under artifacts/")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="continue from <out>.state.pt")
@@ -408,9 +493,9 @@ def _add_compare(sub) -> None:
                    help="generic: only pairs with no face found on either side (the study's setting)")
     p.add_argument("--figure", type=Path, help="write PREFIX_rank_histogram and PREFIX_cmc (.png, .pdf)")
     p.add_argument("--json", type=Path, help="write the table, verdicts and ranks to this JSON file")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
+    p.add_argument("--batch-size", type=_positive, default=None, help="default: 32 on CPU, the profile's on GPU")
     p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
-    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.set_defaults(run=_compare)
 
@@ -430,20 +515,20 @@ def _add_find(sub) -> None:
     model.add_argument("--backbone", help="a backbone, optionally with weights (resnet50:barlowtwins), zero-shot")
     p.add_argument("--data", type=Path, default=None,
                    help="the dataset whose chosen fine-tuned model is the default (default: $TTL_DATA, data/ttl, demo)")
-    p.add_argument("--top", type=int, default=5, help="matches a query (default 5)")
+    p.add_argument("--top", type=_positive, default=5, help="matches a query (default 5)")
     p.add_argument("--figure", type=Path, help="write FIGURE.png and .pdf: each query and its matches")
     p.add_argument("--explain", action="store_true",
                    help="in the figure, overlay the saliency of each similarity on the query and the match")
     p.add_argument("--json", type=Path, help="write the matches to this JSON file")
-    p.add_argument("--batch-size", type=int, default=None, help="default: 32 on CPU, the profile's on GPU")
+    p.add_argument("--batch-size", type=_positive, default=None, help="default: 32 on CPU, the profile's on GPU")
     p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
-    p.add_argument("--device", default=None, help=_DEVICE_HELP)
+    p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.set_defaults(run=_find)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m ttl_utils`: one small function a subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m ttl_utils", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_compare, _add_find, _add_pretrain,
@@ -452,9 +537,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    """Return the message of `err` as one line. An error raised in a data-loading worker arrives
+    wrapped in the worker's traceback: its own last line is what the user needs."""
+    text = str(err).strip() or type(err).__name__
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and "." in head and " " not in head else last
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 for bad input: data, download, model, arguments)."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; return the exit status: 2 for bad input (data, download, model, arguments,
+    a file that cannot be read or written), 130 when interrupted (Ctrl-C)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a mistake in the arguments (2, said in one line)
+        return int(stop.code or 0)
     # the project's messages at INFO; other libraries' (fontTools writing PDFs, ...) only when they warn
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     level = log.level
@@ -462,8 +562,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.profile = get_profile()  # chosen once here; everything below is handed it
         args.run(args)
-    except (DatasetError, DownloadError, WeightsUnavailableError, FileNotFoundError, FloatingPointError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("Interrupted: files already written are complete (each is written whole, then renamed); "
+              "--resume continues a training run.", file=sys.stderr)
+        return 130
+    except UnreadableImage as err:
+        data = getattr(args, "data", None)
+        where = f" --data {data}" if data else ""
+        print(f"error: {_one_line(err)} To list every unreadable image at once: python -m ttl_utils check{where}",
+              file=sys.stderr)
+        return 2
+    except (DatasetError, DownloadError, WeightsUnavailableError, BusyError, OSError, FloatingPointError,
+            ValueError) as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:
+        if "Original Traceback" not in str(err):
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)  # a data-loading worker's error
         return 2
     finally:
         log.setLevel(level)  # a caller's logging (a test, a notebook) is left as it was

@@ -31,9 +31,11 @@ import numpy as np
 
 from .config import Profile, data_dir, get_profile
 from .demo import make_demo_pairs
-from .inputs import why_unreadable
-from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet
+from .digests import file_digests
+from .inputs import decode_workers, header_pixels, header_problem, why_unreadable
+from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet, max_pixels
 from .progress import progress
+from .runtime import content_digest
 
 __all__ = ["load_pairs", "resolve_pairs", "write_pairs", "DatasetError", "SHOW_AT_MOST"]
 
@@ -67,21 +69,42 @@ class _Problems:
         raise DatasetError("\n".join(lines), problems=dict(self.files))
 
 
+def _printable(name: str) -> str:
+    """Return a file name fit to print: bytes that are not UTF-8 shown as escapes (`caf\\xe9.jpg`)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _outside(path: Path, root: Path) -> bool:
+    """Return whether `path` is a link whose target lies outside the dataset folder `root`."""
+    return path.is_symlink() and not path.resolve().is_relative_to(root.resolve())
+
+
 def _list_images(folder: Path, problems: _Problems, strict: bool) -> dict[str, Path]:
     """Return the images of `folder` by file name, and by stem where that is unambiguous.
 
     Hidden files (`.DS_Store`, `._x.jpg`) are skipped. With `strict`, every other file
-    must be a supported image (the official layout pairs every file).
+    must be a supported image (the official layout pairs every file). A name that is not
+    valid UTF-8 and a link to nothing are problems.
     """
     by_name: dict[str, Path] = {}
     stems: Counter[str] = Counter()
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.startswith("."):
             continue
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            problems.add("file name that is not valid UTF-8", f"{folder.name}/{_printable(entry.name)}",
+                         "rename these files (names are saved in splits and results as UTF-8 text).")
+            continue
         if entry.is_dir():
             log.warning("Ignoring the folder %s: images are expected directly in %s/", entry.path, folder.name)
             continue
         path = Path(entry.path)
+        if entry.is_symlink() and not path.exists():
+            problems.add("broken link (its target does not exist)", f"{folder.name}/{entry.name}",
+                         "remove these links or point them at the images.")
+            continue
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             if strict:
                 problems.add(
@@ -101,6 +124,26 @@ def _list_images(folder: Path, problems: _Problems, strict: bool) -> dict[str, P
     return by_name
 
 
+def _drop_outside_links(root: Path, ids: list[str], lefts: list[Path], rights: list[Path], problems: _Problems,
+                        strict: bool) -> tuple[list[str], list[Path], list[Path]]:
+    """Apply the rule for links out of the dataset folder: a problem for `check` (`strict`), else
+    their pairs are left out with one warning."""
+    outside = [i for i, (lp, rp) in enumerate(zip(lefts, rights)) if _outside(lp, root) or _outside(rp, root)]
+    if not outside:
+        return ids, lefts, rights
+    names = [str((lefts[i] if _outside(lefts[i], root) else rights[i]).relative_to(root)) for i in outside]
+    if strict:
+        for name in names:
+            problems.add("link to a file outside the dataset folder", name,
+                         "copy the files into the folder (a dataset holds its own images), or remove the links.")
+        return ids, lefts, rights
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    log.warning("Leaving out %d pair(s) whose image is a link to a file outside %s: %s "
+                "(`python -m ttl_utils check` lists them).", len(outside), root, shown)
+    keep = sorted(set(range(len(ids))) - set(outside))
+    return [ids[i] for i in keep], [lefts[i] for i in keep], [rights[i] for i in keep]
+
+
 def _by_stem(images: dict[str, Path]) -> dict[str, Path]:
     return {path.stem: path for path in images.values()}
 
@@ -116,13 +159,26 @@ def _check_sizes(paths: list[Path], root: Path, problems: _Problems) -> list[int
     return sizes
 
 
-def _validate_images(paths: list[Path], root: Path, problems: _Problems) -> None:
-    """Open every image once, in threads (decoding releases the GIL)."""
+def _check_headers(paths: list[Path], root: Path, problems: _Problems) -> None:
+    """Read every image's header (cheap: no decoding), so a run fails before minutes of work."""
     todo = [p for p in paths if p.stat().st_size > 0]  # empty files are reported already
-    workers = min(16, 2 * (os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:
+        reasons = list(progress(pool.map(header_problem, todo), total=len(todo), desc="Reading image headers",
+                                unit="img", leave=False, disable=len(todo) < 2000))
+    for path, reason in zip(todo, reasons):
+        if reason:
+            problems.add(f"image that cannot be opened: {reason}", str(path.relative_to(root)),
+                         "download or export these images again, or remove their pairs.")
+
+
+def _validate_images(paths: list[Path], root: Path, problems: _Problems) -> None:
+    """Decode every image once, in threads (decoding releases the GIL), as many as memory allows."""
+    todo = [p for p in paths if p.stat().st_size > 0]  # empty files are reported already
+    with ThreadPoolExecutor(min(16, 2 * (os.cpu_count() or 1))) as pool:
+        largest = max(pool.map(header_pixels, todo), default=0)
+    with ThreadPoolExecutor(decode_workers(largest_pixels=min(largest, max_pixels()))) as pool:
         reasons = list(progress(pool.map(why_unreadable, todo), total=len(todo),
-                            desc="Checking images", unit="img", leave=False))
+                                desc="Checking images", unit="img", leave=False))
     for path, reason in zip(todo, reasons):
         if reason:
             problems.add(f"image that cannot be opened: {reason}", str(path.relative_to(root)),
@@ -169,11 +225,11 @@ def _read_no_faces(path: Path, n_pairs: int) -> np.ndarray:
 
 
 def _fingerprint(layout: str, ids: list[str], left: list[Path], right: list[Path],
-                 left_sizes: list[int], right_sizes: list[int]) -> str:
-    h = hashlib.sha256(layout.encode())
-    for row in zip(ids, left, right, left_sizes, right_sizes):
-        pair_id, lp, rp, ls, rs = row
-        h.update(f"{pair_id}\t{lp.name}\t{ls}\t{rp.name}\t{rs}\n".encode())
+                 left_digests: list[str], right_digests: list[str]) -> str:
+    """Return the dataset's fingerprint: its layout, and each pair's id, names and both images' content."""
+    h = hashlib.sha256(f"{layout}\tcontent\n".encode())
+    for pair_id, lp, rp, ld, rd in zip(ids, left, right, left_digests, right_digests):
+        h.update(f"{pair_id}\t{_printable(lp.name)}\t{ld}\t{_printable(rp.name)}\t{rd}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -198,8 +254,15 @@ def _resolve_name(name: str, images: dict[str, Path], stems: dict[str, Path]) ->
 
 def _csv_pairs(root: Path, left: dict[str, Path], right: dict[str, Path], problems: _Problems):
     csv_path = root / "pairs.csv"
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.reader(f))
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as err:
+        line = csv_path.read_bytes()[:err.start].count(b"\n") + 1
+        raise DatasetError(f"{csv_path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} on line {line}): "
+                           "save it as UTF-8 (in a spreadsheet: CSV UTF-8).") from err
+    except csv.Error as err:
+        raise DatasetError(f"{csv_path} is not a readable CSV file ({err}).") from err
     rows = [row for row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise DatasetError(f"{csv_path} is empty: it needs a header 'left,right' and one row per pair.")
@@ -255,13 +318,18 @@ def _csv_pairs(root: Path, left: dict[str, Path], right: dict[str, Path], proble
     return ids, lefts, rights
 
 
-def load_pairs(root: str | Path, validate: bool = False) -> PairSet:
+def load_pairs(root: str | Path, validate: bool | str = False) -> PairSet:
     """Return the pairs in `root` (official layout, or pairs-CSV when `pairs.csv` exists).
 
-    Always checked: the folders, the pairing, the CSV, 0-byte files. With `validate=True`
-    every image is also opened once, so truncated or non-image files are found now rather
-    than in the middle of a training run. All problems are raised together in one
-    `DatasetError`.
+    Always checked: the folders, the pairing, the CSV, 0-byte files, names and links. With
+    `validate="headers"` every image's header is read too (cheap: the commands that train or
+    evaluate do it first); with `validate=True` every image is decoded once, so truncated
+    files are found now rather than in the middle of a run (`check`). All problems are raised
+    together in one `DatasetError`.
+
+    Links whose target lies outside `root` are a problem with `validate=True`; otherwise
+    their pairs are left out with one warning. The fingerprint is computed from the images'
+    content (`digests`), remembered while a file's size and time are unchanged.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -284,30 +352,36 @@ def load_pairs(root: str | Path, validate: bool = False) -> PairSet:
         ids, lefts, rights = _official_pairs(root, left, right, problems)
     else:
         ids, lefts, rights = _csv_pairs(root, left, right, problems)
-    left_sizes = _check_sizes(lefts, root, problems)
-    right_sizes = _check_sizes(rights, root, problems)
-    if validate:
+    ids, lefts, rights = _drop_outside_links(root, ids, lefts, rights, problems, strict=validate is True)
+    _check_sizes(lefts, root, problems)
+    _check_sizes(rights, root, problems)
+    if validate is True:
         _validate_images(lefts + rights, root, problems)
+    elif validate == "headers":
+        _check_headers(lefts + rights, root, problems)
     problems.raise_if_any()
     if not ids:
         raise DatasetError(f"The dataset folder {root} holds no image pairs: left/ and right/ are empty.")
     no_faces = None
     if layout == "official" and (root / "metadata.pkl").is_file():
         no_faces = _read_no_faces(root / "metadata.pkl", len(ids))
+    digests = file_digests(lefts + rights, desc="Reading images (once: remembered by size and time)")
+    left_digests, right_digests = digests[:len(ids)], digests[len(ids):]
     return PairSet(
         name=root.resolve().name,
         layout=layout,
         ids=tuple(ids),
         left=lefts,
         right=rights,
-        fingerprint=_fingerprint(layout, ids, lefts, rights, left_sizes, right_sizes),
+        fingerprint=_fingerprint(layout, ids, lefts, rights, left_digests, right_digests),
         root=root.resolve(),
         no_faces=no_faces,
+        digests=tuple(content_digest(a, b) for a, b in zip(left_digests, right_digests)),
     )
 
 
 def resolve_pairs(data: str | Path | None = None, profile: Profile | None = None,
-                  validate: bool = False) -> PairSet:
+                  validate: bool | str = False) -> PairSet:
     """Return the dataset to use: `data`, else `$TTL_DATA`, else `data/ttl/`, else the demo data.
 
     Logs one line saying which dataset is used and how many pairs it has.

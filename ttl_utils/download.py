@@ -141,7 +141,21 @@ def _read_checksums(dest: Path) -> dict[str, str]:
     path = dest / CHECKSUM_FILE
     if not path.is_file():
         return {}
-    return {name: digest for digest, name in (line.split(maxsplit=1) for line in path.read_text().splitlines() if line)}
+    sums = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DownloadError(f"{path} cannot be read ({err}); delete it to download and check the archives again.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        digest = parts[0].lower()
+        if len(parts) != 2 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise DownloadError(f"{path}, line {number}: expected '<64 hex digits>  <file name>', got {line[:80]!r}; "
+                                "delete the file to download and check the archives again.")
+        sums[parts[1].strip().lstrip("*")] = digest
+    return sums
 
 
 def _is_installed(dest: Path, expected: int) -> bool:

@@ -20,7 +20,7 @@ from .runtime import model_fingerprint
 from .storage import cache_path, load_torch, save_torch
 from .transforms import Preprocessing
 
-__all__ = ["embed_pairs", "embeddings_cached", "evaluate_model"]
+__all__ = ["embed_pairs", "embeddings_cached", "evaluate_model", "training_overlap"]
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +76,12 @@ def evaluate_model(embedder: Embedder, preprocessing: Preprocessing, pairs: Pair
         **direction_report(left, right, n_bootstrap, seed),
         "right_to_left": direction_report(right, left, n_bootstrap, seed),
     }
+
+
+def training_overlap(extra: dict, pairs: PairSet) -> int:
+    """Return how many of `pairs` a checkpoint was fine-tuned on (its `extra`, as `load_checkpoint`
+    returns it, records the digests of its training pairs); 0 when it records none."""
+    trained_on = (extra.get("finetune") or {}).get("trained_on") if isinstance(extra, dict) else None
+    if not trained_on:
+        return 0
+    return len(set(pairs.pair_digests()) & set(trained_on))

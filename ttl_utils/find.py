@@ -13,7 +13,6 @@ cannot be read are skipped and listed in one warning.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ import torch.nn.functional as F
 from .compare import load_model
 from .config import Profile
 from .data import load_pairs, resolve_pairs
+from .digests import source_digests
 from .inputs import MIN_SIDE, InputError, image_files, read_image, why_unreadable
 from .models import Embedder
 from .pairs import DatasetError, ImageSource, PairSet, open_rgb
-from .progress import progress
 from .recipes import SaliencySettings
 from .results import chosen_if_trained
 from .retrieval import embed
@@ -96,15 +95,20 @@ class Match:
     score: float
 
 
-def _digest(image: ImageSource) -> str:
-    """Return a digest of a picture's content (a file's bytes, or an array's shape and bytes); "" for a
-    file that cannot be read at all (gone, no permission): it is then reported as unreadable."""
-    if isinstance(image, np.ndarray):
-        return hashlib.sha1(str(image.shape).encode() + image.tobytes()).hexdigest()[:20]
+def _digests(images: list[ImageSource]) -> list[str]:
+    """Return a digest of each picture's content (`digests`: remembered while a file's size and time
+    are unchanged); "" for a file that cannot be read at all (gone, no permission): it is then
+    reported as unreadable."""
     try:
-        return hashlib.sha1(Path(image).read_bytes()).hexdigest()[:20]
+        return source_digests(images, desc="Reading the gallery")
     except OSError:
-        return ""
+        found = []
+        for image in images:
+            try:
+                found += source_digests([image])
+            except OSError:
+                found.append("")
+        return found
 
 
 def _unreadable(gallery: Gallery, indices: list[int], digests: list[str]) -> dict[int, str]:
@@ -126,7 +130,7 @@ def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery
                       preprocessing=preprocessing.to_dict())
     store = load_torch(path) if path.is_file() else {"digests": [], "embeddings": torch.empty(0, 0)}
     known = {d: i for i, d in enumerate(store["digests"])}
-    digests = [_digest(image) for image in progress(gallery.images, desc="Reading the gallery", unit="img", leave=False)]
+    digests = _digests(list(gallery.images))
     todo = [i for i, d in enumerate(digests) if d not in known]
     bad = _unreadable(gallery, todo, digests)
     if bad:

@@ -191,6 +191,7 @@ class _Run:
     best: dict = None
     best_epoch: int = 0
     bad_epochs: int = 0
+    trained_on: tuple = ()  # digests of the training pairs (`PairSet.pair_digests`)
 
 
 def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) -> dict:
@@ -232,14 +233,18 @@ def _select(run: _Run, config: FinetuneConfig, record: dict) -> None:
     # R@k decides; on a tie (R@k saturates on easy data) the mean reciprocal rank does
     if run.val_inputs is None or (record[key], record["val_mrr"]) > (reference[key], reference["val_mrr"]):
         run.best, run.best_epoch, run.bad_epochs = record, record["epoch"], 0
-        _write_checkpoint(config, run.embedder, run.data, record)
+        _write_checkpoint(config, run.embedder, run.data, record, run.trained_on)
     else:
         run.bad_epochs += 1
 
 
-def _write_checkpoint(config: FinetuneConfig, embedder: Embedder, data: dict, record: dict) -> None:
+def _write_checkpoint(config: FinetuneConfig, embedder: Embedder, data: dict, record: dict,
+                      trained_on: tuple[str, ...]) -> None:
+    """Write the checkpoint; it records the digests of the pairs it was trained on (`evaluate` warns
+    when it is evaluated on any of them)."""
     save_checkpoint(config.out, embedder, Preprocessing.for_size(config.image_size), finetune={
-        "config": asdict(config), "data": data, "epoch": record["epoch"], "metrics": record})
+        "config": asdict(config), "data": data, "epoch": record["epoch"], "metrics": record,
+        "trained_on": list(trained_on)})
 
 
 def _save(run: _Run, config: FinetuneConfig, epoch: int, finished: bool = False) -> None:
@@ -256,6 +261,12 @@ def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume:
     if len(train) < 2:
         raise ValueError(f"Fine-tuning needs at least 2 training pairs, got {len(train)}.")
     state = load_state(config, _RESUMABLE_CHANGES) if resume else None
+    data = _data_key(train, val)
+    if state is not None and state.get("data") != data:
+        saved = state.get("data") or {}
+        differs = [f"{part} pairs {saved.get(part)} (now {data[part]})" for part in data if saved.get(part) != data[part]]
+        raise ValueError(f"resume: {state_path(config.out)} was trained on other data: " + ", ".join(differs)
+                         + " (fingerprints of the images' content); give the same --data and --split, or train anew.")
     device = torch.device(config.device)
     torch.manual_seed(config.seed)
     embedder = build_model(config)
@@ -264,8 +275,8 @@ def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume:
     val_inputs = trunk_inputs(embedder, val, config, augmented=False, device=device) if val is not None else None
     embedder.to(device)
     optimiser = torch.optim.AdamW(_trainable(embedder, config), weight_decay=config.weight_decay)
-    data = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
-    run = _Run(embedder, optimiser, train_inputs, val_inputs, device, data, history=[], best={})
+    run = _Run(embedder, optimiser, train_inputs, val_inputs, device, data, history=[], best={},
+               trained_on=train.pair_digests())
     if state is not None:
         embedder.load_state_dict(state["state_dict"])
         optimiser.load_state_dict(state["optimizer"])
@@ -300,7 +311,7 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
         _select(run, config, record)
         _save(run, config, epoch + 1)
     if run.best_epoch == 0:  # validation never improved on the starting point: keep that
-        _write_checkpoint(config, build_model(config), run.data, run.history[0])
+        _write_checkpoint(config, build_model(config), run.data, run.history[0], ())  # untrained
         run.best = run.history[0]
     _save(run, config, len(run.history) - 1, finished=True)
     final, _, _ = load_checkpoint(config.out, run.device)

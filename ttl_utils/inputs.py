@@ -10,38 +10,94 @@ small or a decompression bomb raises `InputError` (a `ValueError`) whose message
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from PIL import Image
 
-from .pairs import IMAGE_EXTENSIONS, open_rgb
+from .pairs import IMAGE_EXTENSIONS, UnreadableImage, max_pixels, open_rgb
 
-__all__ = ["MIN_SIDE", "InputError", "image_files", "read_image", "why_unreadable"]
+__all__ = ["CHECK_SIDE", "MIN_SIDE", "InputError", "decode_workers", "header_pixels", "header_problem", "image_files",
+           "read_image", "why_unreadable"]
 
 MIN_SIDE = 32  # pixels: below this a picture holds too little for any backbone here
+CHECK_SIDE = 512  # a JPEG being checked is decoded reduced to at least this: every byte is still read
+_BYTES_A_PIXEL = 8  # decoding a picture holds about this many bytes a pixel at once (RGB, conversions)
 
 
 class InputError(ValueError):
     """An input file or folder that cannot be used; the message names it."""
 
 
-def why_unreadable(path: str | Path, min_side: int = 0) -> str | None:
-    """Return why the image at `path` cannot be used (a few words), or None when it can."""
+def header_problem(path: str | Path, min_side: int = 0) -> str | None:
+    """Return what the image header of `path` says is wrong (a few words), or None.
+
+    Cheap (the header only, no decoding): a missing or empty file, one that is no image,
+    too many pixels (`max_pixels()`) or too small. A file whose header is fine may still
+    be truncated further on: `why_unreadable` decodes it.
+    """
     path = Path(path)
     if not path.is_file():
-        return "no such file"
+        return "no such file" if not path.is_symlink() else "broken link (its target does not exist)"
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
     try:
-        image = open_rgb(path)
+        with Image.open(path) as image:
+            width, height = image.size
     except Image.DecompressionBombError:
         return "too many pixels (decompression bomb)"
     except (OSError, SyntaxError, ValueError) as err:
         return "truncated" if "truncated" in str(err).lower() else "not a readable image"
-    if min(image.size) < min_side:
-        return f"too small ({image.size[0]} x {image.size[1]} px; at least {min_side} px a side)"
+    limit = max_pixels()
+    if width * height > limit:
+        return f"too many pixels ({width} x {height}, more than {limit:,}; TTL_MAX_PIXELS raises the limit)"
+    if min(width, height) < min_side:
+        return f"too small ({width} x {height} px; at least {min_side} px a side)"
     return None
+
+
+def header_pixels(path: str | Path) -> int:
+    """Return how many pixels the image header of `path` declares (0 when it cannot be read)."""
+    try:
+        with Image.open(path) as image:
+            return image.size[0] * image.size[1]
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return 0
+
+
+def why_unreadable(path: str | Path, min_side: int = 0) -> str | None:
+    """Return why the image at `path` cannot be used (a few words), or None when it can.
+
+    The header is checked first (`header_problem`), then the whole file is decoded (a
+    large JPEG reduced, as `open_rgb` does for a model, so checking needs little memory).
+    """
+    reason = header_problem(path, min_side)
+    if reason:
+        return reason
+    try:
+        open_rgb(path, min_side=CHECK_SIDE)
+    except UnreadableImage as err:
+        return err.reason
+    except OSError:
+        return "not a readable image"
+    return None
+
+
+def decode_workers(cores: int | None = None, memory: int | None = None, largest_pixels: int | None = None) -> int:
+    """Return how many threads may decode images at once: two a core (at most 16), and no more
+    than a quarter of the memory allows for the largest picture (`largest_pixels`, else the limit).
+
+    >>> decode_workers(cores=16, memory=8 * 2**30, largest_pixels=128_000_000)
+    2
+    """
+    from .runtime import physical_memory
+
+    cores = cores or os.cpu_count() or 1
+    memory = memory or physical_memory() or 4 * 2**30
+    largest = max(1, largest_pixels or max_pixels())
+    by_memory = (memory // 4) // (largest * _BYTES_A_PIXEL)
+    return int(max(1, min(16, 2 * cores, by_memory)))
 
 
 def read_image(path: str | Path, min_side: int = MIN_SIDE) -> Image.Image:
@@ -49,7 +105,7 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> Image.Image:
     reason = why_unreadable(path, min_side)
     if reason:
         raise InputError(f"{path}: {reason}.")
-    return open_rgb(path)
+    return open_rgb(path, min_side=1024)  # a query is shown in figures too: kept sharp
 
 
 def image_files(sources: Iterable[str | Path], what: str = "image") -> list[Path]:

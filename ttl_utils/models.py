@@ -27,6 +27,7 @@ from .storage import load_torch, save_torch
 from .transforms import Preprocessing
 
 __all__ = [
+    "CheckpointError",
     "BACKBONES", "Backbone", "BackboneInfo", "Embedder", "WeightsUnavailableError", "build_backbone",
     "build_embedder", "build_head", "hub_weights_path", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
 ]
@@ -387,21 +388,72 @@ def save_checkpoint(path: str | Path, embedder: Embedder, preprocessing: Preproc
     }, path)
 
 
+class CheckpointError(ValueError):
+    """A file given as a checkpoint that cannot be used; the one-line message names it and says what it is."""
+
+
+_CHECKPOINT_KEYS = ("backbone", "weights", "layers", "head", "preprocessing", "state_dict")
+
+
+def _read_checkpoint(path: Path, device: str | torch.device) -> dict:
+    """Return the checkpoint's content, or raise `CheckpointError` saying what the file is."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+    if not start:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a checkpoint: a save or a copy was interrupted.")
+    zipped, pickled = start.startswith(b"PK\x03\x04"), start[:1] == b"\x80"
+    if not (zipped or pickled):
+        raise CheckpointError(f"{path} is not a checkpoint: not a file PyTorch wrote (it starts with {start!r}).")
+    try:
+        content = load_torch(path, map_location=device)
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower() or "unsupported global" in str(err).lower():
+            raise CheckpointError(f"{path} holds Python objects that could run code when loaded, not only tensors: "
+                                  "refused (ttl_utils reads only checkpoints it wrote).") from None
+        raise CheckpointError(f"{path} is not a checkpoint: its content cannot be read as one.") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        if zipped:
+            raise CheckpointError(f"{path} is truncated or damaged (a save or a copy was interrupted): "
+                                  "train or copy it again.") from None
+        raise CheckpointError(f"{path} is not a checkpoint: PyTorch cannot read it ({type(err).__name__}).") from None
+    if not isinstance(content, dict):
+        raise CheckpointError(f"{path} is not a ttl_utils checkpoint: it holds a {type(content).__name__}.")
+    found = content.get("format")
+    if isinstance(found, str) and found.startswith("ttl_utils-training-state"):
+        model = path.name.removesuffix(".state.pt")
+        raise CheckpointError(f"{path} is a training state (for --resume), not a model checkpoint: "
+                              f"give {path.with_name(model)} instead.")
+    if found != CHECKPOINT_FORMAT:
+        what = (f"format {found!r}, expected {CHECKPOINT_FORMAT!r}" if found is not None else
+                "a dict of tensors without this project's format (another program's weights?)")
+        raise CheckpointError(f"{path} is not a ttl_utils checkpoint ({what}).")
+    missing = [key for key in _CHECKPOINT_KEYS if key not in content]
+    if missing:
+        raise CheckpointError(f"{path} is a damaged ttl_utils checkpoint: it lacks {', '.join(missing)}.")
+    return content
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Embedder, Preprocessing, dict]:
-    """Return `(embedder, preprocessing, extra)` from a checkpoint written by `save_checkpoint`."""
+    """Return `(embedder, preprocessing, extra)` from a checkpoint written by `save_checkpoint`.
+
+    Raises `FileNotFoundError` when there is no file, and `CheckpointError` (one line naming
+    the file and what it is: not a checkpoint, truncated, a training state, another kind)
+    for a file that cannot be used.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"No checkpoint at {path}. Train one (python -m ttl_utils finetune ... --out {path}) or check the path.")
+    content = _read_checkpoint(path, device)
     try:
-        content = load_torch(path, map_location=device)
-    except (pickle.UnpicklingError, RuntimeError, KeyError, EOFError, ValueError, OSError) as err:
-        raise ValueError(f"{path} is not a ttl_utils checkpoint (torch cannot read it: {type(err).__name__}).") from err
-    if not isinstance(content, dict) or content.get("format") != CHECKPOINT_FORMAT:
-        found = content.get("format") if isinstance(content, dict) else type(content).__name__
-        raise ValueError(f"{path} is not a ttl_utils checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r}).")
-    head = {k: v for k, v in content["head"].items() if k != "in_dim"}
-    embedder = Embedder(build_backbone(content["backbone"], weights=None), content["layers"], head, content.get("grid", 0))
-    embedder.backbone.weights = content["weights"]
-    embedder.load_state_dict(content["state_dict"])
-    return embedder.to(device).eval(), Preprocessing.from_dict(content["preprocessing"]), content.get("extra", {})
+        head = {k: v for k, v in content["head"].items() if k != "in_dim"}
+        embedder = Embedder(build_backbone(content["backbone"], weights=None), content["layers"], head,
+                            content.get("grid", 0))
+        embedder.backbone.weights = content["weights"]
+        embedder.load_state_dict(content["state_dict"])
+        preprocessing = Preprocessing.from_dict(content["preprocessing"])
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path} is a damaged ttl_utils checkpoint: its weights do not fit its "
+                              f"architecture ({first[:160]}).") from None
+    return embedder.to(device).eval(), preprocessing, content.get("extra", {})

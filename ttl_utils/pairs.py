@@ -7,6 +7,8 @@ a fingerprint of its content so that splits and cached results can be keyed by i
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,16 @@ from PIL import Image, ImageOps
 
 from .runtime import content_digest
 
-__all__ = ["DatasetError", "PairSet", "open_rgb", "to_rgb", "IMAGE_EXTENSIONS"]
+__all__ = ["DEFAULT_MAX_PIXELS", "DatasetError", "PairSet", "UnreadableImage", "max_pixels", "open_rgb", "to_rgb",
+           "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+DEFAULT_MAX_PIXELS = 128_000_000  # admits every phone photo up to 108 megapixels; TTL_MAX_PIXELS changes it
+
+# The project checks the pixel count from the header itself (`max_pixels`), before decoding;
+# Pillow's own warning for large images would only repeat it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 ImageSource = Path | np.ndarray
 
@@ -32,6 +41,34 @@ class DatasetError(ValueError):
     def __init__(self, message: str, problems: dict[str, list[str]] | None = None):
         super().__init__(message)
         self.problems = problems or {}
+
+
+class UnreadableImage(OSError):
+    """An image file that cannot be decoded (truncated, not an image, too many pixels); the message names it.
+
+    `reason` says what is wrong in a few words ("truncated"), without the file's name.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+def max_pixels() -> int:
+    """Return the most pixels an image may have: `$TTL_MAX_PIXELS`, else `DEFAULT_MAX_PIXELS` (128 million)."""
+    text = os.environ.get("TTL_MAX_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(float(text))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"TTL_MAX_PIXELS={text!r}: give the most pixels an image may have, e.g. 128000000.")
+    return value
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -50,25 +87,48 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.alpha_composite(white, rgba).convert("RGB")
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float64)
-        if values.max(initial=0) > 255:
-            values = values / 257.0  # 16-bit range onto 8 bits
-        return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L").convert("RGB")
+        if image.mode.startswith("I;16") or image.info.get("bit_depth", image.info.get("bits")) == 16:
+            values = values / 257.0  # a 16-bit image: its whole range onto 8 bits, the same for every image
+        elif image.mode == "F" and values.max(initial=0) <= 1.0:
+            values = values * 255.0  # floats in [0, 1]
+        return Image.fromarray(np.rint(np.clip(values, 0, 255)).astype(np.uint8), "L").convert("RGB")
     return image.convert("RGB")
 
 
-def open_rgb(source: ImageSource | str) -> Image.Image:
+def open_rgb(source: ImageSource | str, min_side: int | None = None) -> Image.Image:
     """Return the image at `source` (a path or an `HxWx3` uint8 array) as RGB.
 
-    The EXIF orientation is applied, so a phone photo stands the right way up.
-    Raises `OSError` for a file that is missing, truncated or not an image.
+    The EXIF orientation is applied, so a phone photo stands the right way up. With
+    `min_side` (what the model needs, e.g. 256 px), a large JPEG is decoded reduced by a
+    power of two (Pillow's `draft`), keeping at least `min_side` pixels a side: much less
+    memory and time for a phone photo. The pixel count is checked from the header against
+    `max_pixels()` before decoding. Raises `FileNotFoundError` for a missing file and
+    `UnreadableImage` (an `OSError` naming the file) for one that cannot be decoded.
     """
     if isinstance(source, np.ndarray):
         if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
             raise ValueError(f"An in-memory image must be HxWx3 uint8, got {source.dtype} {source.shape}.")
         return Image.fromarray(source, "RGB")
-    with Image.open(source) as image:
-        image.load()
-        return to_rgb(ImageOps.exif_transpose(image))
+    limit = max_pixels()
+    if limit >= Image.MAX_IMAGE_PIXELS * 2:  # Pillow would refuse what the project's limit admits
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with Image.open(source) as image:
+            width, height = image.size
+            if width * height > limit:
+                reason = f"too many pixels ({width} x {height}, more than {limit:,}; TTL_MAX_PIXELS raises the limit)"
+                raise UnreadableImage(f"{source}: {reason}.", reason)
+            if min_side and image.format == "JPEG" and min(width, height) >= 2 * min_side:
+                image.draft("RGB", (min_side, min_side))
+            image.load()
+            return to_rgb(ImageOps.exif_transpose(image))
+    except (FileNotFoundError, UnreadableImage):
+        raise
+    except Image.DecompressionBombError as err:
+        raise UnreadableImage(f"{source}: too many pixels (decompression bomb).", "too many pixels (decompression bomb)") from err
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as err:
+        what = "truncated" if "truncated" in str(err).lower() else "not a readable image"
+        raise UnreadableImage(f"{source}: {what}.", what) from err
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,7 +137,8 @@ class PairSet:
 
     `name` and `layout` say where the pairs come from (`official`, `pairs-csv`, `demo`);
     `no_faces` is the official metadata's mask of pairs without faces, where known.
-    `fingerprint` changes whenever the names or sizes of the images change.
+    `fingerprint` changes whenever the names or the content of the images change; `digests`
+    holds one content digest a pair (both images' bytes), computed when first asked for.
     """
 
     name: str
@@ -88,6 +149,7 @@ class PairSet:
     fingerprint: str
     root: Path | None = None
     no_faces: np.ndarray | None = field(default=None, repr=False)
+    digests: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -97,6 +159,8 @@ class PairSet:
             raise ValueError("Pair ids must be unique.")
         if self.no_faces is not None and len(self.no_faces) != n:
             raise ValueError(f"no_faces has {len(self.no_faces)} entries for {n} pairs.")
+        if self.digests is not None and len(self.digests) != n:
+            raise ValueError(f"digests has {len(self.digests)} entries for {n} pairs.")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,6 +181,15 @@ class PairSet:
     def right_image(self, i: int) -> Image.Image:
         """Return the right image of pair `i` as RGB."""
         return open_rgb(self.right[i])
+
+    def pair_digests(self) -> tuple[str, ...]:
+        """Return one digest a pair, of both images' content: equal digests, the same two pictures."""
+        if self.digests is None:
+            from .digests import source_digests
+
+            left, right = source_digests(self.left), source_digests(self.right)
+            object.__setattr__(self, "digests", tuple(content_digest(a, b) for a, b in zip(left, right)))
+        return self.digests
 
     def index_of(self, ids: Sequence[str]) -> np.ndarray:
         """Return the positions of `ids` in this set; unknown ids raise `KeyError`."""
@@ -139,6 +212,7 @@ class PairSet:
             fingerprint=content_digest(self.fingerprint, ids),
             root=self.root,
             no_faces=None if self.no_faces is None else self.no_faces[idx],
+            digests=None if self.digests is None else tuple(self.digests[i] for i in idx),
         )
 
     def to_frame(self):

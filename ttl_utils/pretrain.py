@@ -30,12 +30,15 @@ import torchvision.transforms.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
+from .inputs import header_problem
 from .losses import barlow_twins_loss, cross_correlation
 from .models import Embedder, build_backbone, load_checkpoint, save_checkpoint
 from .optim import LARS, barlow_twins_param_groups, warmup_cosine
 from .pairs import IMAGE_EXTENSIONS, DatasetError, open_rgb
 from .progress import progress
 from .recipes import PretrainConfig
+from .runtime import content_digest
+from .storage import atomic_write
 from .training_state import cached_training, load_state, save_state
 from .transforms import BatchTwoViewAugment, Preprocessing, TwoViewTransform
 
@@ -94,10 +97,16 @@ class ImageFolderImages(Dataset):
         root = Path(root)
         if not root.is_dir():
             raise DatasetError(f"The image folder {root} does not exist.")
-        self.paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
-                            and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
+        outside = [p for p in paths if p.is_symlink() and p.exists() and not p.resolve().is_relative_to(root.resolve())]
+        if outside:
+            log.warning("Leaving out %d image(s) that link to files outside %s, e.g. %s.", len(outside), root,
+                        outside[0].relative_to(root))
+        self.paths = [p for p in paths if p not in set(outside)]
         if not self.paths:
             raise DatasetError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}.")
+        self.root = root
         self.two_views, self.raw_bytes = two_views and not raw_bytes, raw_bytes
         self.views = TwoViewTransform(size) if self.two_views else None
         self.size = round(size * 1.14)  # room for the batched random crops
@@ -105,10 +114,26 @@ class ImageFolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def listing(self) -> str:
+        """Return a digest of which images the folder holds: their paths (relative) and sizes."""
+        return content_digest([(str(p.relative_to(self.root)), p.stat().st_size) for p in self.paths])
+
+    def check_headers(self) -> None:
+        """Read every image's header (cheap) and raise one `DatasetError` listing every bad file."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as pool:
+            reasons = list(pool.map(header_problem, self.paths))
+        bad = [f"{path.relative_to(self.root)} ({why})" for path, why in zip(self.paths, reasons) if why]
+        if bad:
+            shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+            raise DatasetError(f"{len(bad)} image(s) under {self.root} cannot be opened: {shown}. Fix or remove "
+                               "them (the run would stop at the first).")
+
     def __getitem__(self, i: int):
         if self.raw_bytes:
             return torchvision.io.read_file(str(self.paths[i]))
-        image = open_rgb(self.paths[i])
+        image = open_rgb(self.paths[i], min_side=2 * self.size)  # room for the random crops
         if self.two_views:
             return self.views(image)
         image = TF.center_crop(TF.resize(image, self.size, antialias=True), self.size)
@@ -195,13 +220,13 @@ def _optimiser(model: BarlowTwins, config: PretrainConfig, world: int) -> torch.
 
 
 def _save(model: BarlowTwins, optimiser, config: PretrainConfig, epoch: int, step: int, history: list,
-          finished: bool = False) -> None:
+          finished: bool = False, images: str | None = None) -> None:
     """Write the checkpoint (the backbone as an embedder, the projector, the history) and the training state."""
     save_checkpoint(config.out, model.embedder, Preprocessing.for_size(config.image_size),
                     pretrain={"epoch": epoch, "step": step, "config": asdict(config),
                               "projector": model.projector.state_dict(), "history": history})
     save_state(config, epoch, history, finished, state_dict=model.state_dict(), optimizer=optimiser.state_dict(),
-               step=step)
+               step=step, images=images)
 
 
 @dataclass
@@ -217,6 +242,7 @@ class _Run:
     start_epoch: int = 0
     step: int = 0
     history: list = field(default_factory=list)
+    images: str | None = None  # what the resumed run trained on (`ImageFolderImages.listing`)
 
 
 def _set_up(config: PretrainConfig, resume: bool) -> _Run:
@@ -239,6 +265,7 @@ def _set_up(config: PretrainConfig, resume: bool) -> _Run:
     if state is not None:
         optimiser.load_state_dict(state["optimizer"])
         run.start_epoch, run.step, run.history = state["epoch"], state["step"], list(state["history"])
+        run.images = state.get("images")
     if world > 1:
         run.trainer = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
     if config.compile:
@@ -295,10 +322,19 @@ def _log_step(run: _Run, config: PretrainConfig, loss: torch.Tensor, epoch: int,
     record = {"step": run.step, "epoch": epoch + 1, "loss": round(loss.item(), 6),
               "lr": run.optimiser.param_groups[0]["lr"], "images_per_s": round(seen / (time.perf_counter() - tick), 2)}
     run.history.append(record)
-    log_path = Path(config.out).with_suffix(Path(config.out).suffix + ".log.jsonl")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as f:
+    with open(_log_path(config), "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def _log_path(config: PretrainConfig) -> Path:
+    return Path(config.out).with_suffix(Path(config.out).suffix + ".log.jsonl")
+
+
+def _start_log(config: PretrainConfig, history: list) -> None:
+    """Start `<out>.log.jsonl` with the lines of the steps `history` holds (none for a new run): a
+    resumed run does not repeat the lines of the steps it trains again."""
+    save_text = "".join(json.dumps(record) + "\n" for record in history)
+    atomic_write(_log_path(config), lambda tmp: tmp.write_text(save_text))
 
 
 def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
@@ -313,6 +349,16 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     # --augment gpu on a GPU: workers only read files; JPEGs are decoded and augmented on the device
     gpu_decode = config.augment == "gpu" and run.device.type == "cuda"
     data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu", raw_bytes=gpu_decode)
+    if len(data) < config.batch_size * run.world:
+        raise ValueError(f"--data {config.data} holds {len(data)} image(s), fewer than one batch "
+                         f"({config.batch_size} x {run.world} process(es)): give more images or a smaller --batch-size.")
+    images = data.listing()
+    if run.images is not None and run.images != images:
+        raise ValueError(f"resume: {config.out}.state.pt was trained on other images than {config.data} holds now "
+                         "(their names or sizes differ); give the same --data, or train anew.")
+    if run.rank == 0:
+        data.check_headers()
+        _start_log(config, run.history)
     gpu_augment = BatchTwoViewAugment(config.image_size).to(run.device) if config.augment == "gpu" else None
     steps_per_epoch = max(1, len(data) // (config.batch_size * run.world))
     total_steps = min(config.max_steps or config.epochs * steps_per_epoch, config.epochs * steps_per_epoch)
@@ -338,12 +384,12 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
             if run.rank == 0 and (run.step % config.log_every == 0 or run.step == total_steps):
                 _log_step(run, config, loss, epoch, seen, tick)
         if run.rank == 0:
-            _save(run.model, run.optimiser, config, epoch + 1, run.step, run.history)
+            _save(run.model, run.optimiser, config, epoch + 1, run.step, run.history, images=images)
         epochs_done = epoch + 1
         if run.world > 1:
             dist.barrier()
     if run.rank == 0:
-        _save(run.model, run.optimiser, config, epochs_done, run.step, run.history, finished=True)
+        _save(run.model, run.optimiser, config, epochs_done, run.step, run.history, finished=True, images=images)
     return Path(config.out)
 
 

@@ -45,7 +45,8 @@ class _Images(Dataset):
         return len(self.sources)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(open_rgb(self.sources[i]))
+        # a large JPEG is decoded reduced to what the resize keeps (Preprocessing's `resize`)
+        return self.transform(open_rgb(self.sources[i], min_side=getattr(self.transform, "resize", None)))
 
 
 def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, batch_size: int = 32,

@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from .storage import cache_path, load_torch, save_torch
+from .storage import cache_path, exclusive, load_torch, save_torch
 
 __all__ = ["STATE_FORMAT", "cached_training", "finished_run", "keep_summary", "load_state", "run_path", "save_state",
            "state_path"]
@@ -100,7 +100,8 @@ def cached_training(kind: str, config, data: dict, train: Callable[[Any, bool], 
     if finished_run(kind, config, data, version, omit) is not None:
         log.info("Loaded the finished %s run from %s", kind, out)
         return out, keep_summary(out)
-    train(replace(config, out=str(out)), state_path(out).is_file())
+    with exclusive(out, flag="the cached run"):  # two notebooks training the same run: the second is told
+        train(replace(config, out=str(out)), state_path(out).is_file())
     return out, keep_summary(out)
 
 

@@ -67,7 +67,7 @@ class _Views(Dataset):
     def __getitem__(self, k: int) -> torch.Tensor:
         i, v = divmod(k, len(self.view_ids))
         view = self.view_ids[v]
-        image = open_rgb(self.sources[i])
+        image = open_rgb(self.sources[i], min_side=2 * self.clean.crop)  # room for the random crops
         if view == 0:
             return self.clean(image)
         with torch.random.fork_rng(devices=[]):
