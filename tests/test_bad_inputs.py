@@ -125,7 +125,14 @@ def test_pretrain_resume_with_other_backbone_or_images_is_refused(tmp_path, caps
     line = _one_line_error(capsys, ["-q", "pretrain", "--data", str(images), "--out", str(out), "--resume",
                                     "--backbone", "efficientnet_lite0", *common])
     assert "backbone='resnet18' (now 'efficientnet_lite0')" in line
-    Image.new("RGB", (40, 40)).save(images / "left" / "extra.png")  # same folder, other images
+    moved = shutil.copytree(images, tmp_path / "moved")  # the same images elsewhere: resumes
+    assert main(["-q", "pretrain", "--data", str(moved), "--out", str(out), "--resume", "--backbone", "resnet18",
+                 *common[:2], "--epochs", "3", *common[4:]]) == 0
+    before = out.read_bytes()
+    first, second = sorted((images / "left").iterdir())[:2]
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)  # the same names, other content
+    second.write_bytes(a)
     line = _one_line_error(capsys, ["-q", "pretrain", "--data", str(images), "--out", str(out), "--resume",
                                     "--backbone", "resnet18", *common])
     assert "was trained on other images than" in line
@@ -314,7 +321,7 @@ def test_ctrl_c_is_one_line_and_code_130(monkeypatch, capsys):
 
     monkeypatch.setattr(CLI, "_check", interrupted)
     line = _one_line_error(capsys, ["check"], code=130)
-    assert line.startswith("Interrupted: files already written are complete")
+    assert line == "Interrupted: the files already written are complete (each is written whole, then renamed)."
 
 
 def test_layers_json_folder_and_devices_are_refused_before_any_work(tmp_path, capsys):
@@ -379,3 +386,37 @@ def test_a_small_split_and_a_checkpoint_evaluated_on_its_training_pairs_are_warn
     line = _one_line_error(capsys, ["-q", "evaluate", "--data", str(write_official(tmp_path / "tiny", n=3, size=32)),
                                     "--weights", "none", "--workers", "0"])
     assert "has 1 pair(s) to rank: too few (at least 2); its test split is small, use --split all." in line
+
+
+def test_what_a_fresh_eyes_review_found(tmp_path, monkeypatch, capsys, caplog):
+    from ttl_utils.inputs import header_problem
+    from ttl_utils.models import build_embedder
+    from ttl_utils.runtime import model_fingerprint
+
+    assert "argument --image-size: 8: at least 32 pixels" in _one_line_error(capsys, ["evaluate", "--image-size", "8"])
+    assert "argument --workers: -1: give 0 or more" in _one_line_error(capsys, ["evaluate", "--workers", "-1"])
+    huge = tmp_path / "huge.png"
+    Image.new("1", (20000, 20000)).save(huge)  # 400 MP: over twice Pillow's own limit
+    assert "more than 128,000,000; TTL_MAX_PIXELS raises the limit" in header_problem(huge)
+    monkeypatch.setenv("TTL_MAX_PIXELS", "500000000")
+    assert header_problem(huge) is None  # the project's limit, raised, is the one that holds
+    monkeypatch.delenv("TTL_MAX_PIXELS")
+    assert "is a file, not a folder" in _one_line_error(capsys, ["check", "--data", str(huge)])
+    with open(tmp_path / "plain.pkl", "wb") as f:
+        pickle.dump({"a": 1}, f)
+    line = _one_line_error(capsys, ["evaluate", "--checkpoint", str(tmp_path / "plain.pkl")])
+    assert "plain.pkl is not a checkpoint: PyTorch cannot read it" in line and "Warning" not in line
+    torch.save({"format": "ttl_utils-training-state-1"}, tmp_path / "state.pt")
+    assert "give the model checkpoint it was saved beside" in str(pytest.raises(CheckpointError, load_checkpoint,
+                                                                                 tmp_path / "state.pt").value)
+    a, b = build_embedder("resnet18", None, seed=0), build_embedder("resnet18", None, seed=0)
+    assert model_fingerprint(a) == model_fingerprint(b)  # evaluate --weights none: the same model, cached
+    line = _one_line_error(capsys, ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "bt.pt"),
+                                    "--init", "foo"])
+    assert "--init foo: give imagenet, none (random weights) or a checkpoint file" in line
+    data = write_official(tmp_path / "ttl", n=6, size=32)
+    out = tmp_path / "all.pt"
+    assert main(["-q", "finetune", "--data", str(data), "--out", str(out), *FT]) == 0
+    with caplog.at_level(logging.WARNING, logger="ttl_utils"):
+        assert main(["-q", "compare", "--data", str(data), "--split", "all", str(out), "--workers", "0"]) == 0
+    assert f"6 of the 6 evaluated pairs are among {out}'s training pairs" in caplog.text

@@ -7,8 +7,8 @@ Modules, lowest first (a module imports only those before it):
   remembered by size and time);
 - data: `pairs`, `inputs` (pictures users hand in, checked), `data`, `demo`, `splits`, `download`,
   `explore`, `faces`, `transforms`;
-- models: `models` (backbones, heads, checkpoints), `losses`, `optim`, `retrieval` (ranks,
-  metrics), `recipes` (every trainer's settings, built per profile in one place);
+- models: `models` (backbones, heads, checkpoints), `engine` (frozen forward passes: ONNX Runtime on CPU),
+  `losses`, `optim`, `retrieval` (ranks, metrics), `recipes` (every trainer's settings, built per profile in one place);
 - training: `training_state` (one checkpoint + state format, resume, cached runs),
   `pair_classifier` (the learned-distance baseline), `trunk` (the frozen trunk's cache),
   `finetune`, `pretrain` (Barlow Twins);

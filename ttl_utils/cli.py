@@ -27,7 +27,7 @@ from .demo import make_demo_pairs
 from .download import DownloadError, download_ttl, install_archives
 from .evaluation import evaluate_model
 from .finetune import finetune
-from .models import BACKBONES, WeightsUnavailableError, build_embedder, load_checkpoint
+from .models import BACKBONES, WeightsUnavailableError, build_embedder, checkpoint_extra, load_checkpoint
 from .pairs import DatasetError, UnreadableImage
 from .recipes import LOSSES, FinetuneConfig, PretrainConfig
 from .report import format_report, summary
@@ -53,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 def _layers(text: str) -> tuple[str, ...]:
     from .models import LAYERS
 
-    layers = tuple(part.strip() for part in text.split(",") if part.strip())
+    layers = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))  # each once
     unknown = [name for name in layers if name not in LAYERS]
     if unknown or not layers:
         raise argparse.ArgumentTypeError(f"{text!r}: choose stages among {', '.join(LAYERS)}, comma-separated "
@@ -72,6 +72,27 @@ def _positive(text: str) -> int:
     return value
 
 
+def _image_size(text: str) -> int:
+    """A crop size a backbone can run on: at least 32 pixels (five halvings leave one cell)."""
+    from .inputs import MIN_SIDE
+
+    value = _positive(text)
+    if value < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"{value}: at least {MIN_SIDE} pixels (the backbones halve it five times).")
+    return value
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number.") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value}: give 0 or more.")
+    return value
+
+
 def _device(text: str) -> str:
     """cpu, cuda, cuda:N or mps; whether it is available here is checked when the command starts."""
     name = text.strip().lower()
@@ -80,12 +101,12 @@ def _device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r}: choose cpu, cuda, cuda:N or mps.")
 
 
-def _output(path: Path | None, flag: str) -> None:
+def _output(path: Path | None, flag: str, example: str = "results.json") -> None:
     """Check before any work that `flag`'s file can be written: not a folder, its folder creatable."""
     if path is None or str(path) == "-":
         return
     if path.is_dir() or str(path).endswith(("/", "\\")):
-        raise UsageError(f"{flag} {path}: that is a folder; give a file name (e.g. {path / 'results'}).")
+        raise UsageError(f"{flag} {path}: that is a folder; give a file name (e.g. {path / example}).")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -146,8 +167,6 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from .evaluation import training_overlap
-
     profile = args.profile
     _output(args.json, "--json")
     device = choose_device(args.device)
@@ -160,23 +179,31 @@ def _evaluate(args: argparse.Namespace) -> None:
             preprocessing = Preprocessing.for_size(args.image_size, mean=preprocessing.mean, std=preprocessing.std)
     else:
         weights = None if args.weights == "none" else args.weights
-        embedder = build_embedder(args.backbone or profile.backbone, weights, args.layers, grid=args.grid)
+        embedder = build_embedder(args.backbone or profile.backbone, weights, args.layers, grid=args.grid,
+                                  seed=0)  # random weights (none) drawn with a fixed seed: reproducible, cached
         preprocessing = Preprocessing.for_size(args.image_size or profile.image_size)
     pairs = resolve_pairs(args.data, profile, validate="headers")
     if args.split != "all":
         pairs = split_pairs(pairs)[args.split]
     _enough_pairs(pairs, args.split)
-    seen = training_overlap(extra, pairs)
-    if seen:
-        log.warning("Warning: %d of the %d evaluated pairs are among %s's training pairs, so these recalls are "
-                    "optimistic. Evaluate on pairs it never saw (a checkpoint trained with --split train, "
-                    "on --split test).", seen, len(pairs), args.checkpoint)
+    _warn_if_trained_on(args.checkpoint, extra, pairs)
     batch_size = args.batch_size or (profile.batch_size if device.startswith("cuda") else 32)
     report = evaluate_model(embedder, preprocessing, pairs, batch_size=batch_size,
                             device=device, num_workers=args.workers, cache=not args.no_cache)
     print(format_report(report))
     if args.json:
         _write_json(summary(report), args.json)
+
+
+def _warn_if_trained_on(name, extra: dict, pairs) -> None:
+    """Warn when a checkpoint is judged on pairs it was fine-tuned on (its `extra` records them)."""
+    from .evaluation import training_overlap
+
+    seen = training_overlap(extra, pairs)
+    if seen:
+        log.warning("Warning: %d of the %d evaluated pairs are among %s's training pairs, so its recalls are "
+                    "optimistic. Judge it on pairs it never saw (a checkpoint trained with --split train, "
+                    "on --split test).", seen, len(pairs), name)
 
 
 def _enough_pairs(pairs, split: str) -> None:
@@ -192,8 +219,11 @@ def _enough_pairs(pairs, split: str) -> None:
 def _pretrain(args: argparse.Namespace) -> None:
     from .pretrain import pretrain
 
-    _output(args.out, "--out")
+    _output(args.out, "--out", "bt.pt")
     choose_device(args.device)
+    if args.init not in ("imagenet", "none") and not Path(args.init).is_file():
+        raise UsageError(f"--init {args.init}: give imagenet, none (random weights) or a checkpoint file of this "
+                         "project; no such file.")
     config = PretrainConfig.for_profile(
         args.profile, data=str(args.data), out=str(args.out), backbone=args.backbone, init=args.init, epochs=args.epochs,
         batch_size=args.batch_size, image_size=args.image_size, projector=args.projector, optimizer=args.optimizer,
@@ -207,7 +237,7 @@ def _pretrain(args: argparse.Namespace) -> None:
 def _finetune(args: argparse.Namespace) -> None:
     if args.init is not None and not Path(args.init).is_file():
         raise UsageError(f"--init: no checkpoint at {args.init}.")
-    _output(args.out, "--out")
+    _output(args.out, "--out", "ft.pt")
     choose_device(args.device)
     config = FinetuneConfig.for_profile(
         args.profile, out=str(args.out), backbone=args.backbone, init=str(args.init) if args.init else None,
@@ -250,7 +280,7 @@ def _compare(args: argparse.Namespace) -> None:
         raise UsageError(f"--names: give one name per MODEL ({len(args.models)} models, {len(args.names)} names).")
     names = unique_names(args.names or args.models)
     args.figure = _figure_prefix(args.figure)
-    _output(args.figure, "--figure")
+    _output(args.figure, "--figure", "comparison")
     _output(args.json, "--json")
     device = choose_device(args.device)
     loaded = load_models(dict(zip(names, args.models)), args.profile)
@@ -260,6 +290,9 @@ def _compare(args: argparse.Namespace) -> None:
     if args.subset == "generic":
         pairs = generic_subset(pairs)
     _enough_pairs(pairs, args.split)
+    for spec in args.models:
+        if Path(spec).is_file():
+            _warn_if_trained_on(spec, checkpoint_extra(spec), pairs)
     batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
     ranked = compare_models(loaded, pairs, device, batch_size, args.workers, cache=not args.no_cache)
     table, lines = comparison_table(ranked), verdicts(ranked)
@@ -294,7 +327,7 @@ def _find(args: argparse.Namespace) -> None:
     if args.explain and not args.figure:
         raise UsageError("--explain draws the saliency in the figure: add --figure PATH.")
     args.figure = _figure_prefix(args.figure)
-    _output(args.figure, "--figure")
+    _output(args.figure, "--figure", "lookalikes")
     _output(args.json, "--json")
     device = choose_device(args.device)
     queries = image_files(args.queries, "query image")
@@ -384,9 +417,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--grid", type=int, default=0, choices=range(0, 8), metavar="G",
                    help="pool each layer into G x G cells, keeping the layout (default 0: global average)")
     p.add_argument("--checkpoint", type=Path, help="a checkpoint written by this project (overrides --backbone)")
-    p.add_argument("--image-size", type=_positive, default=None, help="crop size in pixels (default: the profile's)")
+    p.add_argument("--image-size", type=_image_size, default=None, help="crop size in pixels (default: the profile's)")
     p.add_argument("--batch-size", type=_positive, default=None, help="default: 32 on CPU, the profile's on GPU")
-    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--json", type=Path, help="write the metrics to this JSON file")
@@ -403,13 +436,13 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--init", default="imagenet", help="imagenet, none (random), or a checkpoint of this project")
     p.add_argument("--epochs", type=_positive, default=None, help="default: the profile's recipe")
     p.add_argument("--batch-size", type=_positive, default=None, help="per process (default: the profile's recipe)")
-    p.add_argument("--image-size", type=_positive, default=None, help="default: the profile's recipe")
+    p.add_argument("--image-size", type=_image_size, default=None, help="default: the profile's recipe")
     p.add_argument("--projector", type=_sizes, default=None,
                    help="e.g. 8192-8192-8192 (default for resnet50, as in the paper; 1024-1024-1024 otherwise)")
     p.add_argument("--optimizer", choices=("adamw", "lars"), default=None, help="default: lars (gpu profile), adamw")
     p.add_argument("--lr", type=float, default=None, help="AdamW's learning rate (default 1e-4; LARS uses the paper's)")
     p.add_argument("--augment", choices=("cpu", "gpu"), default=None, help="default: cpu (in data-loader workers)")
-    p.add_argument("--workers", type=int, default=None, help="default: the profile's")
+    p.add_argument("--workers", type=_count, default=None, help="default: the profile's")
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--sync-batchnorm", action="store_true")
@@ -451,8 +484,8 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=_positive, default=None, help="pairs a batch (default: the profile's, at most 64 on CPU)")
     p.add_argument("--lr", type=float, default=None, help="the head's learning rate (default 1e-3)")
     p.add_argument("--backbone-lr", type=float, default=None, help="the unfrozen stages' learning rate (default 1e-4)")
-    p.add_argument("--image-size", type=_positive, default=None, help="crop size in pixels (default: the profile's)")
-    p.add_argument("--views", type=int, default=None,
+    p.add_argument("--image-size", type=_image_size, default=None, help="crop size in pixels (default: the profile's)")
+    p.add_argument("--views", type=_count, default=None,
                    help="augmented views a training image, computed once by the frozen part (default 4, 1 in the "
                         "smoke profile); 0: fresh every step")
     p.add_argument("--select-k", type=int, default=None, help="early stopping watches validation R@k (default 20)")
@@ -468,7 +501,7 @@ def _add_finetune(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="checkpoint path (the best epoch), for evaluate --checkpoint")
     _add_finetune_model(p)
     _add_finetune_training(p)
-    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="do not keep the frozen part's outputs under artifacts/")
     p.add_argument("--seed", type=int, default=None)
@@ -494,7 +527,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--figure", type=Path, help="write PREFIX_rank_histogram and PREFIX_cmc (.png, .pdf)")
     p.add_argument("--json", type=Path, help="write the table, verdicts and ranks to this JSON file")
     p.add_argument("--batch-size", type=_positive, default=None, help="default: 32 on CPU, the profile's on GPU")
-    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.set_defaults(run=_compare)
@@ -521,7 +554,7 @@ def _add_find(sub) -> None:
                    help="in the figure, overlay the saliency of each similarity on the query and the match")
     p.add_argument("--json", type=Path, help="write the matches to this JSON file")
     p.add_argument("--batch-size", type=_positive, default=None, help="default: 32 on CPU, the profile's on GPU")
-    p.add_argument("--workers", type=int, default=None, help=_WORKERS_HELP)
+    p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.set_defaults(run=_find)
 
@@ -563,8 +596,9 @@ def main(argv: list[str] | None = None) -> int:
         args.profile = get_profile()  # chosen once here; everything below is handed it
         args.run(args)
     except KeyboardInterrupt:
-        print("Interrupted: files already written are complete (each is written whole, then renamed); "
-              "--resume continues a training run.", file=sys.stderr)
+        resume = " --resume continues the run from its last epoch." if args.command in ("finetune", "pretrain") else ""
+        print("Interrupted: the files already written are complete (each is written whole, then renamed)."
+              + resume, file=sys.stderr)
         return 130
     except UnreadableImage as err:
         data = getattr(args, "data", None)

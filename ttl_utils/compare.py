@@ -93,9 +93,7 @@ def load_model(spec: str, profile: Profile) -> tuple[Embedder, Preprocessing]:
     name, _, weights = spec.partition(":")
     if name in BACKBONES:
         weights = None if weights == "none" else weights or "imagenet"  # none: random weights, a floor
-        with torch.random.fork_rng():  # random weights drawn with a fixed seed: reproducible, and cached
-            torch.manual_seed(0)
-            embedder = build_embedder(name, weights)
+        embedder = build_embedder(name, weights, seed=0)  # random weights with a fixed seed: reproducible, cached
         return embedder, Preprocessing.for_size(profile.image_size)
     known = ", ".join(sorted(BACKBONES))
     if path.suffix or "/" in spec:

@@ -332,6 +332,9 @@ def load_pairs(root: str | Path, validate: bool | str = False) -> PairSet:
     content (`digests`), remembered while a file's size and time are unchanged.
     """
     root = Path(root).expanduser()
+    if root.is_file():
+        raise DatasetError(f"The dataset folder {root} is a file, not a folder: give the folder that holds left/ and "
+                           "right/.")
     if not root.is_dir():
         raise DatasetError(
             f"The dataset folder {root} does not exist. Point TTL_DATA (or --data) at a folder "

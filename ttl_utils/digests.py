@@ -3,9 +3,10 @@
 Every cache of the project is keyed by what the images *hold*, not by their names or
 sizes: swapping two same-sized pictures changes the key. Reading every byte of a dataset
 on every run would be slow, so a digest is remembered under `artifacts/file-digests/`
-(one small JSON file a folder) with the file's size and modification time, and read
-again only when one of them changes. Touching a file without changing it recomputes its
-digest, which comes out the same, so nothing downstream is recomputed.
+(one small JSON file a folder) with the file's size, times and inode, and read again only
+when one of them changes (a copy that keeps the modification time still changes the inode).
+Touching a file without changing it recomputes its digest, which comes out the same, so
+nothing downstream is recomputed.
 
 >>> file_digests(["data/ttl/left/00018.jpg"])     # doctest: +SKIP
 ['3f1c0d9e2b7a64c1e0f5a9d8b2c47e10']
@@ -30,7 +31,7 @@ from .storage import save_json
 __all__ = ["array_digest", "bytes_digest", "file_digests", "source_digests"]
 
 _CHUNK = 1 << 20
-_INDEX_VERSION = 1
+_INDEX_VERSION = 2
 
 
 def bytes_digest(path: str | Path) -> str:
@@ -47,6 +48,12 @@ def array_digest(array: np.ndarray) -> str:
     h = hashlib.sha256(f"{array.shape}{array.dtype}".encode())
     h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()[:32]
+
+
+def _stamp(st: os.stat_result) -> list[int]:
+    """What must be unchanged for a remembered digest to hold: size, modification time, and the
+    inode's change time and number (which a copy that keeps the time, `cp -p`, still changes)."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _index_path(folder: Path) -> Path:
@@ -67,7 +74,7 @@ def _read_index(folder: Path) -> dict[str, list]:
 def file_digests(paths: Sequence[str | Path], desc: str = "Reading images") -> list[str]:
     """Return the digest of each file's bytes, in order.
 
-    A digest remembered with the same size and modification time (in nanoseconds) is
+    A digest remembered with the same size, modification time, change time and inode is
     reused; the others are computed (in threads) and remembered. Raises `OSError` for a
     file that cannot be read.
     """
@@ -80,8 +87,8 @@ def file_digests(paths: Sequence[str | Path], desc: str = "Reading images") -> l
     digests: list[str | None] = []
     for path, st in zip(paths, stats):
         known = folders[path.parent].get(path.name)
-        fresh = isinstance(known, list) and len(known) == 3 and known[:2] == [st.st_size, st.st_mtime_ns]
-        digests.append(known[2] if fresh else None)
+        fresh = isinstance(known, list) and len(known) == 5 and known[:4] == _stamp(st)
+        digests.append(known[4] if fresh else None)
     todo = [i for i, d in enumerate(digests) if d is None]
     if todo:
         workers = max(1, min(8, os.cpu_count() or 1))
@@ -91,7 +98,7 @@ def file_digests(paths: Sequence[str | Path], desc: str = "Reading images") -> l
         changed: set[Path] = set()
         for i, digest in zip(todo, computed):
             digests[i] = digest
-            folders[paths[i].parent][paths[i].name] = [stats[i].st_size, stats[i].st_mtime_ns, digest]
+            folders[paths[i].parent][paths[i].name] = [*_stamp(stats[i]), digest]
             changed.add(paths[i].parent)
         for folder in changed:
             try:

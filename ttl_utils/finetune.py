@@ -47,7 +47,7 @@ from .retrieval import ranks_both_ways, retrieval_metrics
 from .runtime import default_workers
 from .training_state import cached_training, finished_run, load_state, save_state, state_path
 from .transforms import PairAugmentation, Preprocessing
-from .trunk import top_forward, trunk_forward, trunk_inputs
+from .trunk import top_forward, trunk_inputs, trunk_runner
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "LOSSES", "build_model", "cached_finetune", "finetune", "finished_finetune",
            "state_path",
@@ -172,8 +172,9 @@ def _online_batches(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, 
     workers = default_workers() if config.workers is None else config.workers
     loader = DataLoader(_PairViews(pairs, config, epoch), batch_size=config.batch_size, shuffle=True, generator=g,
                         drop_last=len(pairs) >= config.batch_size, num_workers=workers)
+    forward = trunk_runner(embedder, config, device)  # the frozen stages, exported once for the run
     for left, right in loader:
-        yield trunk_forward(embedder, left.to(device), config), trunk_forward(embedder, right.to(device), config)
+        yield forward(left), forward(right)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from .pairs import IMAGE_EXTENSIONS, UnreadableImage, max_pixels, open_rgb
+from .pairs import IMAGE_EXTENSIONS, UnreadableImage, admit_pixels, max_pixels, open_rgb
 
 __all__ = ["CHECK_SIDE", "MIN_SIDE", "InputError", "decode_workers", "header_pixels", "header_problem", "image_files",
            "read_image", "why_unreadable"]
@@ -42,14 +42,14 @@ def header_problem(path: str | Path, min_side: int = 0) -> str | None:
         return "no such file" if not path.is_symlink() else "broken link (its target does not exist)"
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
+    limit = admit_pixels()
     try:
         with Image.open(path) as image:
             width, height = image.size
     except Image.DecompressionBombError:
-        return "too many pixels (decompression bomb)"
+        return f"too many pixels (more than {limit:,}; TTL_MAX_PIXELS raises the limit)"
     except (OSError, SyntaxError, ValueError) as err:
         return "truncated" if "truncated" in str(err).lower() else "not a readable image"
-    limit = max_pixels()
     if width * height > limit:
         return f"too many pixels ({width} x {height}, more than {limit:,}; TTL_MAX_PIXELS raises the limit)"
     if min(width, height) < min_side:

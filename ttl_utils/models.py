@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pickle
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from .storage import load_torch, save_torch
 from .transforms import Preprocessing
 
 __all__ = [
-    "CheckpointError",
+    "CheckpointError", "checkpoint_extra",
     "BACKBONES", "Backbone", "BackboneInfo", "Embedder", "WeightsUnavailableError", "build_backbone",
     "build_embedder", "build_head", "hub_weights_path", "load_checkpoint", "save_checkpoint", "CHECKPOINT_FORMAT",
 ]
@@ -255,7 +256,8 @@ def build_backbone(name: str, weights: str | None = "imagenet") -> Backbone:
         raise ValueError(f"Unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}.")
     info = BACKBONES[name]
     if weights is not None and weights not in info.weights:
-        raise ValueError(f"{name} has no {weights!r} weights; choose one of: {', '.join(info.weights)}, or None.")
+        raise ValueError(f"{name} has no {weights!r} weights; choose one of: {', '.join(info.weights)}, or none "
+                         "(random weights).")
     if name.startswith("efficientnet_lite"):
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -338,7 +340,10 @@ class Embedder(nn.Module):
 
         With `start`, `x` is the feature map of the stage before `start` (see `Backbone.stages`).
         """
-        maps = self.backbone(x, self.layers, start)
+        return self.pool(self.backbone(x, self.layers, start))
+
+    def pool(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Return `pooled_features` from the backbone's maps of `self.layers` (`{layer: map}`)."""
         if not self.grid:
             return torch.cat([F.normalize(maps[layer].mean(dim=(2, 3)), dim=1) for layer in self.layers], dim=1)
         return torch.cat([F.normalize(F.adaptive_avg_pool2d(maps[layer], self.grid).flatten(2), dim=1)
@@ -367,9 +372,18 @@ class Embedder(nn.Module):
 
 
 def build_embedder(backbone: str = OFFLINE_BACKBONE, weights: str | None = "imagenet",
-                   layers: Sequence[str] = ("layer4",), head: dict | None = None, grid: int = 0) -> Embedder:
-    """Return an `Embedder` on backbone `backbone` with `weights`, in eval mode."""
-    return Embedder(build_backbone(backbone, weights), layers, head, grid).eval()
+                   layers: Sequence[str] = ("layer4",), head: dict | None = None, grid: int = 0,
+                   seed: int | None = None) -> Embedder:
+    """Return an `Embedder` on backbone `backbone` with `weights`, in eval mode.
+
+    With `seed`, random weights (`weights=None`) are drawn with that seed, leaving the global
+    random state as it was: the same model every run, so its embeddings are cached.
+    """
+    if seed is None:
+        return Embedder(build_backbone(backbone, weights), layers, head, grid).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Embedder(build_backbone(backbone, weights), layers, head, grid).eval()
 
 
 def save_checkpoint(path: str | Path, embedder: Embedder, preprocessing: Preprocessing, **extra) -> Path:
@@ -405,12 +419,15 @@ def _read_checkpoint(path: Path, device: str | torch.device) -> dict:
     if not (zipped or pickled):
         raise CheckpointError(f"{path} is not a checkpoint: not a file PyTorch wrote (it starts with {start!r}).")
     try:
-        content = load_torch(path, map_location=device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on old formats: the message below says what matters
+            content = load_torch(path, map_location=device)
     except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower() or "unsupported global" in str(err).lower():
+        if "unsupported global" in str(err).lower() or "unsupported class" in str(err).lower():
             raise CheckpointError(f"{path} holds Python objects that could run code when loaded, not only tensors: "
                                   "refused (ttl_utils reads only checkpoints it wrote).") from None
-        raise CheckpointError(f"{path} is not a checkpoint: its content cannot be read as one.") from None
+        raise CheckpointError(f"{path} is not a checkpoint: PyTorch cannot read it (a file another program "
+                              "pickled?).") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
         if zipped:
             raise CheckpointError(f"{path} is truncated or damaged (a save or a copy was interrupted): "
@@ -420,9 +437,9 @@ def _read_checkpoint(path: Path, device: str | torch.device) -> dict:
         raise CheckpointError(f"{path} is not a ttl_utils checkpoint: it holds a {type(content).__name__}.")
     found = content.get("format")
     if isinstance(found, str) and found.startswith("ttl_utils-training-state"):
-        model = path.name.removesuffix(".state.pt")
-        raise CheckpointError(f"{path} is a training state (for --resume), not a model checkpoint: "
-                              f"give {path.with_name(model)} instead.")
+        model = (f"give {path.with_name(path.name.removesuffix('.state.pt'))} instead" if path.name.endswith(".state.pt")
+                 else "give the model checkpoint it was saved beside (OUT for OUT.state.pt)")
+        raise CheckpointError(f"{path} is a training state (for --resume), not a model checkpoint: {model}.")
     if found != CHECKPOINT_FORMAT:
         what = (f"format {found!r}, expected {CHECKPOINT_FORMAT!r}" if found is not None else
                 "a dict of tensors without this project's format (another program's weights?)")
@@ -431,6 +448,12 @@ def _read_checkpoint(path: Path, device: str | torch.device) -> dict:
     if missing:
         raise CheckpointError(f"{path} is a damaged ttl_utils checkpoint: it lacks {', '.join(missing)}.")
     return content
+
+
+def checkpoint_extra(path: str | Path) -> dict:
+    """Return what a checkpoint records besides the model (`extra`: training settings, the pairs it
+    was trained on), without building the model; raises `CheckpointError` like `load_checkpoint`."""
+    return _read_checkpoint(Path(path), "cpu").get("extra", {})
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[Embedder, Preprocessing, dict]:

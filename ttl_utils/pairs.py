@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from .runtime import content_digest
 
-__all__ = ["DEFAULT_MAX_PIXELS", "DatasetError", "PairSet", "UnreadableImage", "max_pixels", "open_rgb", "to_rgb",
+__all__ = ["DEFAULT_MAX_PIXELS", "admit_pixels", "DatasetError", "PairSet", "UnreadableImage", "max_pixels", "open_rgb", "to_rgb",
            "IMAGE_EXTENSIONS"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -71,6 +71,15 @@ def max_pixels() -> int:
     return value
 
 
+def admit_pixels() -> int:
+    """Return `max_pixels()`, after making sure Pillow's own bomb check admits as many (it refuses
+    twice its `MAX_IMAGE_PIXELS` when opening a file, before the project's check can say why)."""
+    limit = max_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and limit >= Image.MAX_IMAGE_PIXELS * 2:
+        Image.MAX_IMAGE_PIXELS = limit
+    return limit
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Return `image` as an 8-bit RGB image, whatever its mode.
 
@@ -109,9 +118,7 @@ def open_rgb(source: ImageSource | str, min_side: int | None = None) -> Image.Im
         if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
             raise ValueError(f"An in-memory image must be HxWx3 uint8, got {source.dtype} {source.shape}.")
         return Image.fromarray(source, "RGB")
-    limit = max_pixels()
-    if limit >= Image.MAX_IMAGE_PIXELS * 2:  # Pillow would refuse what the project's limit admits
-        Image.MAX_IMAGE_PIXELS = limit
+    limit = admit_pixels()
     try:
         with Image.open(source) as image:
             width, height = image.size
@@ -125,7 +132,8 @@ def open_rgb(source: ImageSource | str, min_side: int | None = None) -> Image.Im
     except (FileNotFoundError, UnreadableImage):
         raise
     except Image.DecompressionBombError as err:
-        raise UnreadableImage(f"{source}: too many pixels (decompression bomb).", "too many pixels (decompression bomb)") from err
+        reason = f"too many pixels (more than {limit:,}; TTL_MAX_PIXELS raises the limit)"
+        raise UnreadableImage(f"{source}: {reason}.", reason) from err
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as err:
         what = "truncated" if "truncated" in str(err).lower() else "not a readable image"
         raise UnreadableImage(f"{source}: {what}.", what) from err

@@ -30,6 +30,7 @@ import torchvision.transforms.functional as TF
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
 
+from .digests import file_digests
 from .inputs import header_problem
 from .losses import barlow_twins_loss, cross_correlation
 from .models import Embedder, build_backbone, load_checkpoint, save_checkpoint
@@ -47,7 +48,8 @@ __all__ = ["BarlowTwins", "ImageFolderImages", "PretrainConfig", "build_projecto
 
 log = logging.getLogger(__name__)
 
-_RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "log_every", "compile"})  # may differ on resume
+# may differ on resume; the folder (`data`) may move: its content is compared instead
+_RESUMABLE_CHANGES = frozenset({"epochs", "max_steps", "log_every", "compile", "data"})
 _VERSION = 1  # of the training code: a change of what it computes must bump it
 
 
@@ -115,8 +117,10 @@ class ImageFolderImages(Dataset):
         return len(self.paths)
 
     def listing(self) -> str:
-        """Return a digest of which images the folder holds: their paths (relative) and sizes."""
-        return content_digest([(str(p.relative_to(self.root)), p.stat().st_size) for p in self.paths])
+        """Return a digest of what the folder holds: each image's path (relative) and content (`digests`:
+        every file read once, then remembered while its size and times are unchanged)."""
+        digests = file_digests(self.paths, desc="Reading the images once (their content keys the run)")
+        return content_digest([(str(p.relative_to(self.root)), d) for p, d in zip(self.paths, digests)])
 
     def check_headers(self) -> None:
         """Read every image's header (cheap) and raise one `DatasetError` listing every bad file."""
@@ -352,10 +356,10 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     if len(data) < config.batch_size * run.world:
         raise ValueError(f"--data {config.data} holds {len(data)} image(s), fewer than one batch "
                          f"({config.batch_size} x {run.world} process(es)): give more images or a smaller --batch-size.")
-    images = data.listing()
-    if run.images is not None and run.images != images:
+    images = data.listing() if run.rank == 0 else None  # the process that saves the state checks it
+    if run.images is not None and images is not None and run.images != images:
         raise ValueError(f"resume: {config.out}.state.pt was trained on other images than {config.data} holds now "
-                         "(their names or sizes differ); give the same --data, or train anew.")
+                         "(their names or content differ); give the same images, or train anew.")
     if run.rank == 0:
         data.check_headers()
         _start_log(config, run.history)

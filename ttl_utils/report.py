@@ -127,7 +127,7 @@ def format_report(report: dict) -> str:
     back = report["right_to_left"]
     model = report["model"]
     title = (f"{report['dataset']}: {report['n_queries']} queries among {report['n_candidates']} candidates; "
-             f"{model['backbone']} ({model['weights']}) {'+'.join(model['layers'])}"
+             f"{model['backbone']} ({model['weights'] or 'none'}) {'+'.join(model['layers'])}"
              + (f" + {model['grid']}x{model['grid']} grid" if model.get("grid") else "")
              + f", {report['preprocessing']['crop']} px; 95% bootstrap CIs")
     rows = [("N", str(report["n_queries"]), str(back["n_queries"]))]

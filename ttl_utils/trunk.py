@@ -14,11 +14,13 @@ that ends later is derived from the cached outputs of one that ends earlier.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .engine import frozen_maps
 from .models import LAYERS, Embedder
 from .pairs import ImageSource, PairSet, open_rgb
 from .progress import progress
@@ -27,22 +29,32 @@ from .runtime import default_workers, model_fingerprint, physical_memory
 from .storage import cache_path, load_torch, save_torch
 from .transforms import PairAugmentation, Preprocessing
 
-__all__ = ["top_forward", "trunk_forward", "trunk_inputs"]
+__all__ = ["top_forward", "trunk_inputs", "trunk_runner"]
 
 log = logging.getLogger(__name__)
 
 _TRUNK_VERSION = 1  # of what the trunk cache holds: a change must bump it
 
 
-def trunk_forward(embedder: Embedder, images: torch.Tensor, config: FinetuneConfig) -> torch.Tensor:
-    """Return what the frozen part computes from normalised images: the input of the trainable part."""
+def trunk_runner(embedder: Embedder, config: FinetuneConfig,
+                 device: torch.device | str = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return the frozen part as a function of normalised images (on any device) to its outputs on
+    `device`, the input of the trainable part; its stages run in the inference engine
+    (`engine.frozen_maps`: ONNX Runtime on CPU), exported once per weights of those stages."""
+    device = torch.device(device)
     if config.unfreeze == len(LAYERS):
-        return images
-    with torch.no_grad():
-        if config.unfreeze == 0:
-            return embedder.pooled_features(images)
-        before = LAYERS[LAYERS.index(config.start) - 1]
-        return embedder.backbone(images, (before,))[before]
+        return lambda images: images.to(device)
+    if config.unfreeze == 0:
+        pooled = frozen_maps(embedder.backbone, embedder.layers, device=device)
+
+        def run(images: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return embedder.pool({k: v.to(device) for k, v in pooled(images).items()})
+
+        return run
+    before = LAYERS[LAYERS.index(config.start) - 1]
+    maps = frozen_maps(embedder.backbone, (before,), device=device)
+    return lambda images: maps(images)[before].to(device)
 
 
 def top_forward(embedder: Embedder, inputs: torch.Tensor, config: FinetuneConfig) -> torch.Tensor:
@@ -92,9 +104,10 @@ def _run_trunk(embedder: Embedder, sources: list[ImageSource], view_ids: list[in
     """Return the trunk's outputs for every image and view: `N x V x ...`, float16 on the CPU."""
     workers = default_workers() if config.workers is None else config.workers
     loader = DataLoader(_Views(sources, view_ids, config, salt), batch_size=32, num_workers=workers)
+    forward = trunk_runner(embedder, config, device)
     out, filled = None, 0
     for batch in progress(loader, desc=desc, unit="batch", leave=False):
-        result = trunk_forward(embedder, batch.to(device), config).half().cpu()
+        result = forward(batch).half().cpu()
         if out is None:  # filled in place: no second copy of what may be gigabytes
             out = _allocate((len(sources) * len(view_ids), *result.shape[1:]), desc)
         out[filled:filled + len(result)] = result
@@ -113,11 +126,17 @@ def _continue_trunk(embedder: Embedder, stored: torch.Tensor, cut: str, unfreeze
     target = _cut(unfreeze)
     flat = stored.flatten(0, 1)
     out, filled = None, 0
+    layers = embedder.layers if target == "pooled" else (target,)
+    # a pooled cut may need the stored stage itself: the engine then starts after it
+    needed = tuple(layer for layer in layers if LAYERS.index(layer) >= LAYERS.index(start))
+    maps = frozen_maps(embedder.backbone, needed, start=start) if needed else None
     with torch.no_grad():
         for chunk in flat.split(64):
             chunk = chunk.float()
-            result = embedder.pooled_features(chunk, start=start) if target == "pooled" \
-                else embedder.backbone(chunk, (target,), start=start)[target]
+            found = maps(chunk) if maps is not None else {}
+            if cut in layers:
+                found[cut] = chunk
+            result = embedder.pool(found) if target == "pooled" else found[target]
             if out is None:
                 out = _allocate((len(flat), *result.shape[1:]), f"Trunk outputs at {target}")
             out[filled:filled + len(result)] = result.half()
