@@ -30,9 +30,9 @@ import torch
 
 from ttl_utils.demo import make_demo_pairs
 from ttl_utils.engine import engine_name, frozen_maps
+from ttl_utils.loading import decode_threads
 from ttl_utils.models import BACKBONES, build_embedder
 from ttl_utils.retrieval import embed
-from ttl_utils.runtime import default_workers
 from ttl_utils.transforms import Preprocessing
 
 GOAL_IMAGES_S, GOAL_GAP = 85.0, 0.15
@@ -83,7 +83,7 @@ def measure(backbone: str, files: list[Path], image_size: int, batch_size: int) 
     embed(embedder, files, preprocessing, batch_size=batch_size)
     project = len(files) / (time.perf_counter() - start)
     return {"backbone": backbone, "weights": weights or "random", "image_size": image_size, "batch_size": batch_size,
-            "images": len(files), "workers": default_workers(), "threads": torch.get_num_threads(),
+            "images": len(files), "decode_threads": decode_threads(), "threads": torch.get_num_threads(),
             "engine": engine_name(), "project_from_files": round(project, 1), "onnxruntime_tensors": round(onnx, 1),
             "torch_eager": round(eager_rate, 1)}
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         gap = 1 - row["project_from_files"] / row["onnxruntime_tensors"]
         row["gap_to_onnxruntime"] = round(gap, 3)
         print(f"{row['backbone']} ({row['weights']}), {row['image_size']} px, batch {row['batch_size']}, "
-              f"{row['threads']} threads, {row['workers']} loader workers, engine {row['engine']}:")
+              f"{row['threads']} engine threads, {row['decode_threads']} decoding threads, engine {row['engine']}:")
         print(f"  project, from {row['images']} files  {row['project_from_files']:7.1f} images/s")
         print(f"  ONNX Runtime on tensors   {row['onnxruntime_tensors']:7.1f} images/s")
         print(f"  torch eager on tensors    {row['torch_eager']:7.1f} images/s "

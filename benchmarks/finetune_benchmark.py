@@ -56,6 +56,7 @@ def run(data: Path | None, extra: list[str]) -> dict:
               "epochs": len(epochs), "best_epoch": state["best_epoch"], "peak_rss_gb": round(peak_rss_gb(), 2),
               "threads": torch.get_num_threads(), "goal_s": GOAL_S}
     result["best"] = {k: round(v, 3) for k, v in state["best"].items() if k.startswith("val_")}
+    result["train_losses"] = [round(h["train_loss"], 5) for h in state["history"][1:]]
     if torch.cuda.is_available():
         result["peak_cuda_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     return result

@@ -80,3 +80,22 @@ def test_check_memory_benchmark_measures_check_and_the_pixel_limit(monkeypatch, 
     assert result["huge"]["rc"] == 2 and "too many pixels (1200 x 1200, more than 1,000,000" in result["huge"]["said"]
     assert result["photos"]["peak_rss_gb"] > 0.05
     assert "check on 1 pairs of 600 x 600 JPEGs" in capsys.readouterr().out
+
+
+def test_embedding_throughput_benchmark_reports_the_three_paths(capsys):
+    bench = _load("embedding_throughput")
+    rows = bench.main(["--images", "8", "--image-size", "32", "--batch-size", "4"])
+    row = rows[0]
+    assert row["backbone"] == "efficientnet_lite0" and row["engine"] == "onnxruntime" and row["images"] == 8
+    assert row["project_from_files"] > 0 and row["onnxruntime_tensors"] > 0 and row["torch_eager"] > 0
+    assert row["gap_to_onnxruntime"] == round(1 - row["project_from_files"] / row["onnxruntime_tensors"], 3)
+    assert "ONNX Runtime on tensors" in capsys.readouterr().out
+
+
+def test_engine_parity_benchmark_finds_no_difference_beyond_1e4(tmp_path, capsys):
+    bench = _load("engine_parity")
+    data = write_official(tmp_path / "a", n=8, size=48)
+    rows = bench.main(["--data", str(data), "--profile", "smoke", "--json", str(tmp_path / "p.json")])
+    assert rows[0]["images"] == 16 and rows[0]["max_abs_diff"] < 1e-4
+    assert rows[0]["left -> right"]["changed"] == rows[0]["left -> right"]["near_ties"]
+    assert "goal under 0.0001: met" in capsys.readouterr().out

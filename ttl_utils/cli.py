@@ -372,7 +372,8 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 
 _DATA_HELP = "dataset folder (default: $TTL_DATA, data/ttl, demo)"
-_WORKERS_HELP = "data-loading processes (default: spare cores, at most 4)"
+_WORKERS_HELP = ("image decoding: threads feeding the inference engine on CPU, processes on a GPU and for "
+                 "augmented views (default: cores + 1 threads; spare cores, at most 4, processes); 0: none")
 _DEVICE_HELP = "cpu or cuda (default: cuda when available)"
 
 

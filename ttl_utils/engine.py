@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 from .config import artifacts_dir
-from .models import LAYERS, Backbone
+from .models import LAYERS, Backbone, Embedder
 from .runtime import content_digest, model_fingerprint
 from .storage import atomic_write
 
-__all__ = ["ENGINE_VERSION", "engine_name", "frozen_maps", "onnx_path"]
+__all__ = ["ENGINE_VERSION", "engine_name", "frozen_embeddings", "frozen_maps", "onnx_path"]
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ def _session(path: Path):
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             options.log_severity_level = 3  # errors only
+            # idle engine threads sleep instead of spinning: the cores are shared with image decoding
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             _sessions[str(path)] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return _sessions[str(path)]
 
@@ -168,5 +170,18 @@ def frozen_maps(backbone: Backbone, layers: Sequence[str], start: str = "layer1"
                 return fallback[0](x)
         outputs = by_shape[shape].run(None, {"images": np.ascontiguousarray(x.detach().cpu().float().numpy())})
         return {layer: torch.from_numpy(out) for layer, out in zip(layers, outputs)}
+
+    return run
+
+
+def frozen_embeddings(embedder: Embedder, device: str | torch.device = "cpu") -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return a function from a normalised image batch to `embedder`'s embeddings on `device`: the
+    backbone through the engine (`frozen_maps`), the pooling and the head in torch, no gradients."""
+    device = torch.device(device)
+    maps = frozen_maps(embedder.backbone, embedder.layers, device=device)
+
+    def run(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return embedder.embed_features(embedder.pool({k: v.to(device) for k, v in maps(images).items()}))
 
     return run

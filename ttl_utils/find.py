@@ -26,6 +26,7 @@ from .compare import load_model
 from .config import Profile
 from .data import load_pairs, resolve_pairs
 from .digests import source_digests
+from .engine import frozen_embeddings
 from .inputs import MIN_SIDE, InputError, image_files, read_image, why_unreadable
 from .models import Embedder
 from .pairs import DatasetError, ImageSource, PairSet, open_rgb
@@ -174,8 +175,8 @@ def embed_queries(embedder: Embedder, preprocessing: Preprocessing, images: Sequ
     """Return the unit-length embeddings of query pictures (PIL images), `batch_size` at a time, on
     the device the embedder is on."""
     embedder = embedder.eval()
-    device = next(embedder.parameters()).device
-    out = [embedder(torch.stack([preprocessing(image) for image in images[start:start + batch_size]]).to(device))
+    forward = frozen_embeddings(embedder, next(embedder.parameters()).device)  # the inference engine on CPU
+    out = [forward(torch.stack([preprocessing(image) for image in images[start:start + batch_size]]))
            for start in range(0, len(images), batch_size)]
     return F.normalize(torch.cat(out).float().cpu(), dim=1)
 

@@ -19,11 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from .loading import batches
 from .pairs import ImageSource, open_rgb
 from .progress import progress
 from .runtime import default_workers
+from .transforms import Preprocessing
 
 __all__ = [
     "embed", "rank_of_match", "rank_of_match_by", "ranks_both_ways", "retrieval_metrics", "partner_distances",
@@ -45,39 +47,41 @@ class _Images(Dataset):
         return len(self.sources)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        # a large JPEG is decoded reduced to what the resize keeps (Preprocessing's `resize`)
-        return self.transform(open_rgb(self.sources[i], min_side=getattr(self.transform, "resize", None)))
+        if isinstance(self.transform, Preprocessing):  # uint8 pixels; `embed` normalises whole batches
+            # a large JPEG is decoded reduced to what the resize keeps
+            return self.transform.pixels(open_rgb(self.sources[i], min_side=self.transform.resize))
+        return self.transform(open_rgb(self.sources[i]))
 
 
 def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, batch_size: int = 32,
           device: str | torch.device = "cpu", num_workers: int | None = None, desc: str = "Embedding") -> torch.Tensor:
     """Return `model`'s embeddings of `images` (paths or arrays) as an `N x D` float32 CPU tensor.
 
-    Images are opened and transformed in `num_workers` worker processes while the model
-    runs; no autograd graph is built. An `Embedder`'s backbone runs through the inference
+    Images are opened and transformed while the model runs: on CPU in threads of this
+    process (`loading.threaded_batches`; `num_workers` of them, 0: one after the other), on a
+    GPU in `num_workers` worker processes. No autograd graph is built. An `Embedder`'s backbone runs through the inference
     engine (`engine.frozen_maps`: ONNX Runtime on CPU), its pooling and head in torch; any
     other model runs in torch, in channels-last memory format.
     """
-    from .engine import frozen_maps
+    from .engine import frozen_embeddings
     from .models import Embedder
 
-    workers = default_workers() if num_workers is None else num_workers
     device = torch.device(device)
-    loader = DataLoader(_Images(images, transform), batch_size=batch_size, num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+    loader = batches(_Images(images, transform), batch_size, device, num_workers, default_workers())
     with torch.no_grad():  # not inference mode: the moved weights must stay usable for training and attribution
         model = model.eval().to(device, memory_format=torch.channels_last)
+    finish = transform.normalise if isinstance(transform, Preprocessing) else (lambda batch: batch)
     if isinstance(model, Embedder):
-        maps = frozen_maps(model.backbone, model.layers, device=device)
+        embedding = frozen_embeddings(model, device)
 
         def forward(batch: torch.Tensor) -> torch.Tensor:
-            found = maps(batch)
-            return model.embed_features(model.pool({k: v.to(device) for k, v in found.items()}))
+            return embedding(finish(batch))
     else:
         def forward(batch: torch.Tensor) -> torch.Tensor:
-            return model(batch.to(device, non_blocking=True, memory_format=torch.channels_last))
+            return model(finish(batch).to(device, non_blocking=True, memory_format=torch.channels_last))
     with torch.inference_mode():
-        out = [forward(batch).float().cpu() for batch in progress(loader, desc=desc, unit="batch", leave=False)]
+        out = [forward(batch).float().cpu() for batch in progress(loader, desc=desc, unit="batch", leave=False,
+                                                                   total=-(-len(images) // batch_size))]
     return torch.cat(out) if out else torch.empty(0, 0)
 
 

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .engine import frozen_maps
+from .loading import decode_threads, threaded_batches
 from .models import LAYERS, Embedder
 from .pairs import ImageSource, PairSet, open_rgb
 from .progress import progress
@@ -102,11 +103,15 @@ def _allocate(shape: tuple[int, ...], what: str) -> torch.Tensor:
 def _run_trunk(embedder: Embedder, sources: list[ImageSource], view_ids: list[int], config: FinetuneConfig,
                device: torch.device, desc: str, salt: int = 0) -> torch.Tensor:
     """Return the trunk's outputs for every image and view: `N x V x ...`, float16 on the CPU."""
-    workers = default_workers() if config.workers is None else config.workers
-    loader = DataLoader(_Views(sources, view_ids, config, salt), batch_size=32, num_workers=workers)
+    views = _Views(sources, view_ids, config, salt)
+    if view_ids == [0] and device.type == "cpu":  # clean images only: no random state, decoded in threads
+        loader = threaded_batches(views, 32, decode_threads(config.workers))
+    else:  # augmented views draw from torch's random state, which each worker process has its own of
+        workers = default_workers() if config.workers is None else config.workers
+        loader = DataLoader(views, batch_size=32, num_workers=workers)
     forward = trunk_runner(embedder, config, device)
     out, filled = None, 0
-    for batch in progress(loader, desc=desc, unit="batch", leave=False):
+    for batch in progress(loader, desc=desc, unit="batch", leave=False, total=-(-len(views) // 32)):
         result = forward(batch).half().cpu()
         if out is None:  # filled in place: no second copy of what may be gigabytes
             out = _allocate((len(sources) * len(view_ids), *result.shape[1:]), desc)
