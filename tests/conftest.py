@@ -21,6 +21,7 @@ def isolated_project(tmp_path, monkeypatch):
     monkeypatch.delenv("TTL_DATA", raising=False)
     monkeypatch.delenv("TTL_PROFILE", raising=False)
     monkeypatch.setattr("ttl_utils.plots._figures_folder", None)  # the folder an earlier test's setup() chose
+    monkeypatch.setattr("ttl_utils.plots._stamp", None)  # and the stamp
     return home
 
 

@@ -72,3 +72,43 @@ def test_plots_draw_one_line_per_model():
                        metrics=("loss",))
     assert len(fig.axes[0].lines) == 2
     plt.close("all")
+
+
+def _run_notebooks_tool():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "run_notebooks.py"
+    spec = importlib.util.spec_from_file_location("run_notebooks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_runs_never_write_over_the_real_outputs(monkeypatch, isolated_project, tmp_path):
+    tool = _run_notebooks_tool()
+    monkeypatch.setenv("TTL_PROFILE", "cpu")
+    notebooks, figures, data = tool.output_folders()  # no real pairs here: the demo data
+    artifacts = isolated_project.resolve() / "artifacts"
+    assert (notebooks, figures, data) == (artifacts / "notebooks-demo-cpu", artifacts / "figures-demo-cpu",
+                                          "the demo data")
+    assert figures_dir(get_profile("cpu"), demo=True) == artifacts / "figures-demo-cpu"
+    monkeypatch.setenv("TTL_DATA", str(tmp_path / "real"))
+    notebooks, figures, data = tool.output_folders()
+    assert notebooks == tool.NOTEBOOKS and figures == isolated_project.resolve() / "figures"
+    assert data == f"real pairs at {tmp_path / 'real'}"
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    assert tool.output_folders()[0] == artifacts / "notebooks-smoke-smoke"
+
+
+def test_every_saved_figure_names_its_data_and_profile(isolated_project):
+    import ttl_utils.plots as plots
+
+    setup("smoke")
+    fig = plt.figure()
+    paths = plots.save_fig(fig, "probe")
+    plots.save_fig(fig, "probe-again")  # saved twice: stamped once
+    stamps = [t.get_text() for t in fig.texts]
+    plt.close(fig)
+    assert stamps == ["demo data, 200 pairs · smoke profile"]
+    assert paths[0].parent == isolated_project.resolve() / "artifacts" / "figures-smoke"

@@ -1,7 +1,13 @@
-"""Execute the numbered notebooks in order, in place, and report how long each took.
+"""Execute the numbered notebooks in order and report how long each took.
 
 Used by `make figures`; the profile comes from TTL_PROFILE (default: cpu, or gpu with CUDA).
 `python tools/run_notebooks.py 03 05` runs only the notebooks whose names start with those.
+
+With real pairs (`TTL_DATA`, or `data/ttl` after `make data`) the notebooks are executed in
+place and their figures go to `figures/`: those are the committed outputs. On the demo data
+(no real pairs here) they still run end to end, but the executed notebooks are written under
+`artifacts/notebooks-demo-<profile>/` and the figures under `artifacts/figures-demo-<profile>/`,
+so a demo run never overwrites the results of real pairs; the last line says where.
 """
 
 from __future__ import annotations
@@ -14,7 +20,22 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from ttl_utils.config import artifacts_dir, get_profile
+from ttl_utils.data import chosen_data
+from ttl_utils.plots import figures_dir
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def output_folders() -> tuple[Path, Path, str]:
+    """Return where the executed notebooks and the figures go, and what data they run on: in place
+    and `figures/` with real pairs, under `artifacts/` with the demo data (or the smoke profile)."""
+    data, profile = chosen_data(), get_profile()
+    figures = figures_dir(profile, demo=data is None)
+    if data is not None and profile.name != "smoke":
+        return NOTEBOOKS, figures, f"real pairs at {data}"
+    what = "the demo data" if data is None else f"{data} in the smoke profile"
+    return artifacts_dir() / f"notebooks-{'demo' if data is None else 'smoke'}-{profile.name}", figures, what
 
 
 def main(selected: list[str]) -> int:
@@ -25,8 +46,9 @@ def main(selected: list[str]) -> int:
         return 0
     # progress bars would be saved as widget state in the committed outputs
     os.environ.setdefault("TQDM_DISABLE", "1")
-    print(f"Profile: {os.environ.get('TTL_PROFILE') or 'default (cpu, or gpu with CUDA)'}; "
-          f"data: {os.environ.get('TTL_DATA') or 'data/ttl if present, else the demo data'}")
+    out, figures, data = output_folders()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Profile: {get_profile().name}; data: {data}")
     total = time.perf_counter()
     for path in notebooks:
         start = time.perf_counter()
@@ -34,9 +56,14 @@ def main(selected: list[str]) -> int:
         notebook = nbformat.read(path, as_version=4)
         NotebookClient(notebook, timeout=None, kernel_name="python3",
                        resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-        nbformat.write(notebook, path)
+        nbformat.write(notebook, out / path.name)
         print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
-    print(f"All {len(notebooks)} notebooks in {time.perf_counter() - total:.0f} s; figures are in figures/")
+    if out == NOTEBOOKS:
+        print(f"All {len(notebooks)} notebooks in {time.perf_counter() - total:.0f} s, executed in place; "
+              f"figures are in {figures}")
+    else:
+        print(f"All {len(notebooks)} notebooks in {time.perf_counter() - total:.0f} s on {data}: notebooks/ and "
+              f"figures/ are untouched; the executed notebooks are in {out}, the figures in {figures}")
     return 0
 
 

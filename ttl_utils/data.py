@@ -37,7 +37,7 @@ from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet, max_pixels
 from .progress import progress
 from .runtime import content_digest
 
-__all__ = ["load_pairs", "resolve_pairs", "write_pairs", "DatasetError", "SHOW_AT_MOST"]
+__all__ = ["chosen_data", "load_pairs", "resolve_pairs", "write_pairs", "DatasetError", "SHOW_AT_MOST"]
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +383,15 @@ def load_pairs(root: str | Path, validate: bool | str = False) -> PairSet:
     )
 
 
+def chosen_data(data: str | Path | None = None) -> Path | None:
+    """Return the dataset folder a run would use: `data`, else `$TTL_DATA`, else `data/ttl/` when
+    downloaded; None means the demo data."""
+    chosen = data or os.environ.get("TTL_DATA") or None
+    if chosen is None and (data_dir() / "ttl" / "left").is_dir():
+        chosen = data_dir() / "ttl"
+    return Path(chosen) if chosen is not None else None
+
+
 def resolve_pairs(data: str | Path | None = None, profile: Profile | None = None,
                   validate: bool | str = False) -> PairSet:
     """Return the dataset to use: `data`, else `$TTL_DATA`, else `data/ttl/`, else the demo data.
@@ -390,9 +399,7 @@ def resolve_pairs(data: str | Path | None = None, profile: Profile | None = None
     Logs one line saying which dataset is used and how many pairs it has.
     """
     profile = profile or get_profile()
-    chosen = data or os.environ.get("TTL_DATA") or None
-    if chosen is None and (data_dir() / "ttl" / "left").is_dir():
-        chosen = data_dir() / "ttl"
+    chosen = chosen_data(data)
     if chosen is None:
         pairs = make_demo_pairs(profile.demo_pairs, profile.demo_size, seed=0)
         log.info("Dataset: %s. For the real data run `python -m ttl_utils download` or set TTL_DATA.",

@@ -16,7 +16,7 @@ import torch
 from .config import Profile, get_profile
 from .data import resolve_pairs
 from .pairs import PairSet
-from .plots import figures_dir, set_theme
+from .plots import figure_stamp, figures_dir, set_theme
 
 __all__ = ["setup"]
 
@@ -31,8 +31,8 @@ def setup(profile: str | None = None, data: str | None = None, seed: int = 0) ->
     np.random.seed(seed)
     torch.manual_seed(seed)
     chosen = get_profile(profile)
-    set_theme(figures=figures_dir(chosen))
     pairs = resolve_pairs(data, chosen)
+    set_theme(figures=figures_dir(chosen, demo=pairs.layout == "demo"), stamp=figure_stamp(pairs, chosen))
     print(f"Profile: {chosen.name} ({chosen.image_size} px images, backbone {chosen.backbone})")
     print(f"Dataset: {pairs.describe()}")
     return chosen, pairs

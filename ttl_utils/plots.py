@@ -23,7 +23,7 @@ from .pairs import PairSet
 from .retrieval import cmc_band
 from .transforms import denormalise
 
-__all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir", "rank_histogram_plot", "cmc_plot", "history_plot",
+__all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir", "figure_stamp", "rank_histogram_plot", "cmc_plot", "history_plot",
            "view_grid", "embedding_map", "rank_change_grid", "image_statistics", "near_duplicate_grid",
            "faithfulness_curves", "rank_frequency_plot", "cmc_band_plot",
            "comparison_figures", "disagreement_grid", "lookalike_grid"]
@@ -34,16 +34,21 @@ _PNG_METADATA = {"Software": None}
 
 
 _figures_folder: Path | None = None  # where `save_fig` writes by default: set by `set_theme`
+_stamp: str | None = None  # the data and profile every saved figure names: set by `set_theme`
 
 
-def set_theme(figures: str | Path | None = None) -> None:
+def set_theme(figures: str | Path | None = None, stamp: str | None = None) -> None:
     """Apply the project's presentation theme: readable on a slide, vector-friendly PDFs.
 
-    `figures` becomes the folder `save_fig` writes to (notebooks: `figures_dir(profile)`).
+    `figures` becomes the folder `save_fig` writes to (notebooks: `figures_dir(profile, demo)`);
+    `stamp` the small line under every saved figure that says what data and profile it shows
+    (`figure_stamp`), so a slide cannot be mistaken.
     """
-    global _figures_folder
+    global _figures_folder, _stamp
     if figures is not None:
         _figures_folder = Path(figures)
+    if stamp is not None:
+        _stamp = stamp
     sns.set_theme(context="talk", style="whitegrid", palette="colorblind", font_scale=0.8)
     matplotlib.rcParams.update({
         "figure.dpi": 100,
@@ -55,27 +60,42 @@ def set_theme(figures: str | Path | None = None) -> None:
     })
 
 
-def figures_dir(profile: Profile) -> Path:
-    """Return the folder the figures of a run with `profile` are saved in.
+def figures_dir(profile: Profile, demo: bool = False) -> Path:
+    """Return the folder the figures of a run with `profile` are saved in (`demo`: on the demo data).
 
-    `$TTL_FIGURES` if set; the `smoke` profile (tests) writes under `artifacts/`, so a test
-    run never overwrites the presentation figures; otherwise `<project root>/figures`.
+    `$TTL_FIGURES` if set; the `smoke` profile (tests) writes under `artifacts/figures-smoke`
+    and a run on the demo data under `artifacts/figures-demo-<profile>`, so neither ever
+    overwrites the presentation figures of real pairs; otherwise `<project root>/figures`.
     """
     if folder := os.environ.get("TTL_FIGURES"):
         return Path(folder)
     if profile.name == "smoke":
         return artifacts_dir() / "figures-smoke"
+    if demo:
+        return artifacts_dir() / f"figures-demo-{profile.name}"
     return project_root() / "figures"
 
 
-def save_fig(fig: plt.Figure, name: str, folder: str | Path | None = None) -> list[Path]:
+def figure_stamp(pairs: PairSet, profile: Profile) -> str:
+    """Return the line that names a figure's data and profile, e.g. "demo data, 200 pairs · smoke"."""
+    what = "demo data" if pairs.layout == "demo" else pairs.name.split("/")[0]
+    return f"{what}, {len(pairs)} pairs · {profile.name} profile"
+
+
+def save_fig(fig: plt.Figure, name: str, folder: str | Path | None = None, stamp: str | None = None) -> list[Path]:
     """Save `fig` as `<folder>/<name>.pdf` and `.png` (200 dpi) and return the two paths.
 
-    The folder defaults to the one `set_theme` was given, else `<project root>/figures`.
+    The folder defaults to the one `set_theme` was given, else `<project root>/figures`; the
+    stamp (what data and profile the figure shows) to the one `set_theme` was given.
     """
     folder = Path(folder) if folder is not None else _figures_folder or project_root() / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
+    stamp = stamp if stamp is not None else _stamp
+    if stamp and not any(getattr(t, "_ttl_stamp", False) for t in fig.texts):
+        # under the figure, right-aligned: the tight bounding box grows to hold it, nothing is covered
+        label = fig.text(0.995, 0.0, stamp, ha="right", va="top", fontsize=8, color="0.45")
+        label._ttl_stamp = True
     fig.savefig(paths[0], metadata=_PDF_METADATA)
     fig.savefig(paths[1], metadata=_PNG_METADATA)
     return paths
