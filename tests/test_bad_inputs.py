@@ -152,9 +152,10 @@ def test_pixel_limit_is_checked_from_the_header(tmp_path, monkeypatch):
     small = tmp_path / "small.png"
     Image.new("RGB", (40, 40)).save(small)
     assert "more than 1,000" in why_unreadable(small)
-    monkeypatch.setenv("TTL_MAX_PIXELS", "lots")
-    with pytest.raises(ValueError, match="TTL_MAX_PIXELS='lots'"):
-        open_rgb(small)
+    for text in ("lots", "inf", "0"):
+        monkeypatch.setenv("TTL_MAX_PIXELS", text)
+        with pytest.raises(ValueError, match=f"TTL_MAX_PIXELS='{text}'"):
+            open_rgb(small)
 
 
 def test_large_jpegs_are_decoded_reduced_to_what_the_model_needs(tmp_path):
@@ -348,9 +349,10 @@ def test_names_that_are_not_utf8_a_latin1_csv_and_a_malformed_checksum_file(tmp_
 
     csv_set = tmp_path / "csvset"
     write_official(csv_set, n=3, size=32)
-    (csv_set / "pairs.csv").write_bytes("left,right\n00000,00000\ncaf\xe9,00001\n".encode("latin-1"))
+    padding = "".join(f"# a comment line {i}\n" for i in range(1000))  # the bad byte well past the first 8 kB
+    (csv_set / "pairs.csv").write_bytes(f"left,right\n{padding}00000,00000\ncaf\xe9,00001\n".encode("latin-1"))
     line = _one_line_error(capsys, ["check", "--data", str(csv_set)])
-    assert "pairs.csv is not UTF-8 text (byte 0xe9 on line 3): save it as UTF-8" in line
+    assert "pairs.csv is not UTF-8 text (byte 0xe9 on line 1003): save it as UTF-8" in line
 
     sums = tmp_path / "dest"
     sums.mkdir()

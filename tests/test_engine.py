@@ -71,7 +71,10 @@ def test_an_export_is_made_once_per_weights_and_stages(monkeypatch):
 
 
 def test_a_failed_export_falls_back_to_torch_with_one_warning(monkeypatch, caplog):
+    tries = []
+
     def broken(*args, **kwargs):
+        tries.append(1)
         raise RuntimeError("unsupported operator\nmore detail")
 
     monkeypatch.setattr(torch.onnx, "export", broken)
@@ -82,6 +85,7 @@ def test_a_failed_export_falls_back_to_torch_with_one_warning(monkeypatch, caplo
         frozen_maps(backbone, ("layer3",))(x)
     warnings = [r.message for r in caplog.records if "ONNX export" in r.message]
     assert len(warnings) == 1 and "failed (unsupported operator): running it in torch, channels-last" in warnings[0]
+    assert len(tries) == 1  # a failed export is not traced again in this process
     assert torch.allclose(first, _torch_maps(backbone, ("layer3",), x)["layer3"], atol=1e-5)
     assert not list(onnx_path(backbone, ("layer3",), "layer1", (3, 32, 32)).parent.glob("*.onnx"))
 

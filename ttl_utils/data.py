@@ -257,10 +257,15 @@ def _csv_pairs(root: Path, left: dict[str, Path], right: dict[str, Path], proble
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
-    except UnicodeDecodeError as err:
-        line = csv_path.read_bytes()[:err.start].count(b"\n") + 1
-        raise DatasetError(f"{csv_path} is not UTF-8 text (byte 0x{err.object[err.start]:02x} on line {line}): "
-                           "save it as UTF-8 (in a spreadsheet: CSV UTF-8).") from err
+    except UnicodeDecodeError:
+        raw = csv_path.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:  # its offset in the whole file, not in one chunk of it
+            line = raw[:err.start].count(b"\n") + 1
+            raise DatasetError(f"{csv_path} is not UTF-8 text (byte 0x{raw[err.start]:02x} on line {line}): "
+                               "save it as UTF-8 (in a spreadsheet: CSV UTF-8).") from None
+        raise
     except csv.Error as err:
         raise DatasetError(f"{csv_path} is not a readable CSV file ({err}).") from err
     rows = [row for row in rows if any(cell.strip() for cell in row)]

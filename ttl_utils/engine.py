@@ -89,7 +89,8 @@ def _export(module: _Stages, path: Path, input_shape: Sequence[int]) -> None:
     axes = {"images": {0: "batch"}, **{name: {0: "batch"} for name in names}}
 
     def write(tmp: Path) -> None:
-        with warnings.catch_warnings(), torch.no_grad():
+        # the tracer needs ordinary tensors, also when called from inside a caller's inference mode
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's notes on tracing and deprecation
             torch.onnx.export(module, (example,), str(tmp), input_names=["images"], output_names=names,
                               dynamic_axes=axes, opset_version=_OPSET, dynamo=False)
@@ -157,6 +158,8 @@ def frozen_maps(backbone: Backbone, layers: Sequence[str], start: str = "layer1"
         if shape not in by_shape:
             path = onnx_path(backbone, layers, start, shape)
             try:
+                if str(path) in _failed:  # failed before in this process: not traced again
+                    raise RuntimeError("the export failed before")
                 if not path.is_file():
                     _export(_Stages(backbone, layers, start), path, shape)
                 by_shape[shape] = _session(path)
@@ -166,7 +169,7 @@ def frozen_maps(backbone: Backbone, layers: Sequence[str], start: str = "layer1"
                     log.warning("ONNX export of %s (%s) failed (%s): running it in torch, channels-last.",
                                 backbone.name, "+".join(layers), str(err).strip().splitlines()[0][:160] if str(err).strip()
                                 else type(err).__name__)
-                fallback.append(_torch_maps(backbone, layers, start, torch.device("cpu")))
+                fallback.append(_torch_maps(backbone, layers, start, device))
                 return fallback[0](x)
         outputs = by_shape[shape].run(None, {"images": np.ascontiguousarray(x.detach().cpu().float().numpy())})
         return {layer: torch.from_numpy(out) for layer, out in zip(layers, outputs)}

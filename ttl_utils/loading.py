@@ -31,10 +31,12 @@ def decode_threads(workers: int | None = None) -> int:
     return min(8, (os.cpu_count() or 1) + 1)
 
 
-def threaded_batches(dataset: Dataset, batch_size: int, threads: int, ahead: int = 3) -> Iterator:
+def threaded_batches(dataset: Dataset, batch_size: int, threads: int, ahead: int | None = None) -> Iterator:
     """Yield the batches of `dataset` in order (collated like a `DataLoader`'s), each made in one of
-    `threads` threads, up to `ahead` batches before they are needed; `threads=0` makes them here."""
+    `threads` threads, up to `ahead` batches (default: one more than the threads) before they are
+    needed; `threads=0` makes them here."""
     starts = range(0, len(dataset), batch_size)
+    ahead = ahead or threads + 1
 
     def make(start: int):
         return default_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])

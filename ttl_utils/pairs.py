@@ -64,7 +64,7 @@ def max_pixels() -> int:
         return DEFAULT_MAX_PIXELS
     try:
         value = int(float(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # "lots", "inf"
         value = 0
     if value < 1:
         raise ValueError(f"TTL_MAX_PIXELS={text!r}: give the most pixels an image may have, e.g. 128000000.")

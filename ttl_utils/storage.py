@@ -113,7 +113,7 @@ def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
     lock = path.with_name(path.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = f"{_host()} {os.getpid()}"
-    for _ in range(2):
+    for attempt in range(3):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -121,7 +121,7 @@ def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
                 host, pid = lock.read_text().split()
             except (OSError, ValueError):
                 host, pid = "", ""
-            if host == _host() and pid.isdigit() and not _alive(int(pid)):
+            if attempt < 2 and host == _host() and pid.isdigit() and not _alive(int(pid)):
                 lock.unlink(missing_ok=True)  # left by a run that was killed
                 continue
             who = f"process {pid} on {host}" if pid else "another process"

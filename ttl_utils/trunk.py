@@ -80,9 +80,9 @@ class _Views(Dataset):
     def __getitem__(self, k: int) -> torch.Tensor:
         i, v = divmod(k, len(self.view_ids))
         view = self.view_ids[v]
+        if view == 0:  # decoded as `evaluate` decodes it (a large JPEG reduced to the resize), the same pixels
+            return self.clean(open_rgb(self.sources[i], min_side=self.clean.resize))
         image = open_rgb(self.sources[i], min_side=2 * self.clean.crop)  # room for the random crops
-        if view == 0:
-            return self.clean(image)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(hash((self.seed, self.salt, view, i)) % 2**62)
             return self.augment(image)
@@ -134,10 +134,11 @@ def _continue_trunk(embedder: Embedder, stored: torch.Tensor, cut: str, unfreeze
     layers = embedder.layers if target == "pooled" else (target,)
     # a pooled cut may need the stored stage itself: the engine then starts after it
     needed = tuple(layer for layer in layers if LAYERS.index(layer) >= LAYERS.index(start))
-    maps = frozen_maps(embedder.backbone, needed, start=start) if needed else None
+    device = next(embedder.parameters()).device
+    maps = frozen_maps(embedder.backbone, needed, start=start, device=device) if needed else None
     with torch.no_grad():
         for chunk in flat.split(64):
-            chunk = chunk.float()
+            chunk = chunk.float().to(device)
             found = maps(chunk) if maps is not None else {}
             if cut in layers:
                 found[cut] = chunk
