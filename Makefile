@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit notebooks lint figures data demo-figure clean
+.PHONY: setup test unit notebooks lint figures slides data demo-figure clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,8 @@ unit: setup
 
 notebooks: setup
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
-		TTL_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest --nbval-lax --nbval-current-env -p no:python notebooks/; \
+		TTL_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest --nbval --nbval-current-env -p no:python notebooks/ && \
+		$(PY) -m ttl_utils.slides --figures artifacts/figures-smoke; \
 	else echo "No notebooks yet: nothing for nbval to run."; fi
 
 lint: setup
@@ -30,6 +31,9 @@ lint: setup
 
 figures: setup
 	$(PY) tools/run_notebooks.py
+
+slides: setup
+	$(PY) -m ttl_utils.slides $(if $(FIGURES),--figures $(FIGURES))
 
 data: setup
 	$(PY) -m ttl_utils download

@@ -119,3 +119,21 @@ def test_face_table_is_counted_once_per_data_set_and_gives_the_generic_subset(mo
     assert len(calls) == 6 and again.equals(first)  # read back from artifacts/faces/, not counted again
     generic = F.generic_subset(pairs)
     assert generic.ids == ("p0",) and len(calls) == 6
+
+
+def test_duplicate_threshold_comes_from_non_partner_images_and_never_falls_below_the_floor():
+    from ttl_utils.explore import duplicate_threshold
+
+    g = torch.Generator().manual_seed(0)
+    left = torch.randn(30, 8, generator=g)
+    right = left + 0.1 * torch.randn(30, 8, generator=g)
+    threshold, typical = duplicate_threshold(left, right, quantile=0.5, floor=-1.0)
+    sims = torch.nn.functional.normalize(left, dim=1) @ torch.nn.functional.normalize(right, dim=1).T
+    others = sims[~torch.eye(30, dtype=torch.bool)]
+    assert typical == pytest.approx(float(others.quantile(0.5)), abs=1e-6) and threshold == typical
+    assert duplicate_threshold(left, right, quantile=0.5, floor=0.9) == (0.9, typical)
+    # where every image looks alike, the threshold rises above the fixed 0.9
+    alike = torch.ones(30, 8) + 0.01 * torch.randn(30, 8, generator=g)
+    assert duplicate_threshold(alike, alike.flip(0))[0] > 0.99
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        duplicate_threshold(left[:1], right[:1])

@@ -16,27 +16,39 @@ from ttl_utils.explore import image_summary, image_table  # noqa: E402
 from ttl_utils.plots import faithfulness_curves, image_statistics, near_duplicate_grid  # noqa: E402
 
 
-def test_image_statistics_draws_aspect_saturation_and_greyscale_bars():
+def test_image_statistics_draws_sizes_side_by_side_saturation_and_labelled_greyscale_bars():
     images = image_table(make_demo_pairs(4, 16))
     summary = image_summary(images)
     fig = image_statistics(images, summary)
-    assert [ax.get_title() for ax in fig.axes] == ["Aspect ratio", "Saturation", "Greyscale share (bar = mean colour)"]
+    assert [ax.get_title() for ax in fig.axes] == ["Image sizes", "Saturation", "Greyscale share (bar = mean colour)"]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["left", "right"]
+    size_bars = fig.axes[0].patches
+    assert [bar.get_height() for bar in size_bars] == [4, 4]  # one size, both sides: two bars, neither hidden
+    assert size_bars[0].get_x() < size_bars[1].get_x()
+    assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["16 x 16"]
+    left_style, right_style = (patch.get_linestyle() for patch in fig.axes[1].patches)
+    assert left_style == (0, None) and left_style != right_style  # overlapping steps stay apart: right is dashed
     bars = fig.axes[2].patches
     assert [bar.get_height() for bar in bars] == summary.greyscale_share.tolist()
     expected = summary.loc["right", ["mean_r", "mean_g", "mean_b"]].to_numpy() / 255
     assert bars[1].get_facecolor()[:3] == pytest.approx(expected.tolist())
+    # a share of 0 still reads: every bar is labelled with its value, and the axis is never empty
+    assert [t.get_text() for t in fig.axes[2].texts] == [f"{v:.1%}" for v in summary.greyscale_share]
+    assert fig.axes[2].get_ylim()[1] >= 0.05
     plt.close(fig)
 
 
-def test_near_duplicate_grid_shows_both_images_of_the_first_rows():
+def test_near_duplicate_grid_shows_both_images_of_the_first_rows_two_a_row():
     pairs = make_demo_pairs(5, 16)
     duplicates = pd.DataFrame([("within pair", "demo00003", "demo00003", 0.991), ("left-left", "demo00001", "demo00004", 0.95),
                                ("right-right", "demo00000", "demo00002", 0.93)], columns=["kind", "a", "b", "cosine"])
-    fig = near_duplicate_grid(pairs, duplicates, n=2)
-    assert [ax.get_title() for ax in fig.axes] == ["demo00003 left (cos 0.99)", "demo00003 right (cos 0.99)",
-                                                   "demo00001 left (cos 0.95)", "demo00004 left (cos 0.95)"]
+    fig = near_duplicate_grid(pairs, duplicates, n=3)
+    assert len(fig.axes) == 8  # two rows of two duplicates, four pictures a row
+    assert [ax.get_title() for ax in fig.axes[:6]] == ["demo00003 left", "demo00003 right", "demo00001 left",
+                                                       "demo00004 left", "demo00000 right", "demo00002 right"]
+    assert fig.axes[0].texts[0].get_text() == "within pair, cosine 0.991"
     assert np.array_equal(fig.axes[1].images[0].get_array(), np.asarray(pairs.right_image(3)))
+    assert not fig.axes[6].images  # the last slot stays empty
     plt.close(fig)
     with pytest.raises(ValueError, match="No near-duplicates to show"):
         near_duplicate_grid(pairs, duplicates.head(0))
@@ -54,5 +66,12 @@ def test_faithfulness_curves_average_each_method_s_curves():
     assert deletion.lines[0].get_xdata().tolist() == [0.0, 0.5, 1.0]
     assert deletion.lines[0].get_ydata().tolist() == pytest.approx([1.0, 0.3, 0.0])
     assert insertion.lines[1].get_ydata().tolist() == [0.0, 0.0, 0.0]
-    assert (deletion.get_title(), insertion.get_title()) == ("Deletion", "Insertion")
+    assert (deletion.get_title(), insertion.get_title()) == ("Deletion (mean of 2 pairs, 95% band)",
+                                                             "Insertion (mean, 95% band)")
+    # a band for the method with two pairs (1.96 standard errors), none for the one with a single pair
+    assert len(deletion.collections) == 1
+    band = deletion.collections[0].get_paths()[0].vertices
+    half = 1.96 * np.std([0.5, 0.1], ddof=1) / np.sqrt(2)
+    assert band[:, 1].max() == pytest.approx(1.0) and band[:, 1].min() == pytest.approx(0.3 - half)
+    assert np.any(np.isclose(band[:, 1], 0.3 + half)) and np.any(np.isclose(band[:, 1], 0.3 - half))
     plt.close(fig)

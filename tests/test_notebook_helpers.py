@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from ttl_utils.config import get_profile  # noqa: E402
@@ -112,3 +113,80 @@ def test_every_saved_figure_names_its_data_and_profile(isolated_project):
     plt.close(fig)
     assert stamps == ["demo data, 200 pairs · smoke profile"]
     assert paths[0].parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
+
+
+def test_real_ttl_pairs_are_stamped_as_such_and_notebooks_print_no_local_path(official):
+    from ttl_utils.data import load_pairs
+    from ttl_utils.plots import figure_stamp
+
+    pairs = load_pairs(official)
+    assert figure_stamp(pairs, get_profile("cpu")) == "real TTL pairs (ttl), 6 pairs · cpu profile"
+    assert str(official) in pairs.describe() and str(official) not in pairs.describe(where=False)
+    assert pairs.describe(where=False) == "ttl (official layout, 6 pairs)"
+
+
+def test_distance_histograms_show_partners_and_others_with_their_means():
+    from ttl_utils.plots import distance_histograms
+
+    left = torch.eye(4)
+    fig, ax = plt.subplots()
+    distance_histograms(left, left.clone(), ax, "probe")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["to its partner (mean 0.00)", "to every other image (mean 1.41)"]
+    assert [line.get_xdata()[0] for line in ax.lines] == pytest.approx([0.0, 2 ** 0.5])
+    plt.close(fig)
+
+
+def test_cue_plot_shows_each_cue_and_a_bar_a_subset_with_its_interval():
+    import pandas as pd
+    from PIL import Image
+
+    from ttl_utils.plots import cue_plot
+
+    rows = [{"subset": s, "cue": c, "pairs": n, "R@1": 0.1, "margin": 0.1, "margin lost": lost, "low": lost - 0.1,
+             "high": lost + 0.1}
+            for s, n in (("faces", 10), ("generic", 5)) for c, lost in (("original", 0.0), ("greyscale", 0.2), ("edges", 0.6))]
+    table = pd.DataFrame(rows).set_index(["subset", "cue"])
+    image = Image.new("RGB", (8, 8))
+    fig = cue_plot(table, {"original": image, "greyscale": image, "edges": image})
+    pictures, bars = fig.axes[:3], fig.axes[3]
+    assert [ax.get_title() for ax in pictures] == ["original", "greyscale", "edges"]
+    assert [round(p.get_height()) for p in bars.patches] == [20, 60, 20, 60]  # 'original' is not a bar
+    assert [t.get_text() for t in bars.get_legend().get_texts()] == ["faces (10 pairs)", "generic (5 pairs)"]
+    plt.close(fig)
+
+
+def test_a_grid_title_sits_above_the_panel_titles():
+    from ttl_utils.demo import make_demo_pairs
+    from ttl_utils.plots import pair_grid
+
+    fig = pair_grid(make_demo_pairs(4, 16), n=4, cols=4, title="Pairs")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    title_bottom = fig._suptitle.get_window_extent(renderer).y0
+    assert all(ax.title.get_window_extent(renderer).y1 <= title_bottom for ax in fig.axes)
+    plt.close(fig)
+
+
+def test_every_notebook_code_cell_carries_its_nbval_tag():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "tag_notebooks.py"
+    done = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.strip() == "0 cell(s) to tag."
+
+
+def test_the_stamp_sits_under_the_axis_labels():
+    import ttl_utils.plots as plots
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    fig.subplots_adjust(bottom=0.02)  # the x label hangs below the figure's edge
+    ax.set_xlabel("a label that reaches below the figure")
+    plots.save_fig(fig, "probe", stamp="demo data, 4 pairs · smoke profile")
+    renderer = fig.canvas.get_renderer()
+    stamp = [t for t in fig.texts if getattr(t, "_ttl_stamp", False)][0]
+    assert stamp.get_window_extent(renderer).y1 <= ax.xaxis.label.get_window_extent(renderer).y0
+    plt.close(fig)

@@ -54,3 +54,16 @@ def test_baseline_and_saliency_settings_per_profile():
 
 def test_profiles_keep_no_unread_fields():
     assert not hasattr(PROFILES["cpu"], "max_steps")
+
+
+def test_notebook_05_variants_change_one_thing_each_and_the_demo_trains_four():
+    from ttl_utils.recipes import CHOSEN, DEMO_VARIANTS, finetune_variants
+
+    base = FinetuneConfig.for_profile(get_profile("cpu"), device="cpu")
+    variants, left_out = finetune_variants(base)
+    assert len(variants) == 9 and left_out == [] and next(iter(variants)) == CHOSEN and variants[CHOSEN] == base
+    assert variants["two stages training (layer3, layer4)"].unfreeze == 2
+    assert variants["triplet, batch-hard (layer4)"].miner == "hard" and variants["triplet, batch-hard (layer4)"].grid == 0
+    demo, skipped = finetune_variants(base, demo=True)
+    assert list(demo) == list(DEMO_VARIANTS) and len(skipped) == 5
+    assert set(skipped) | set(demo) == set(variants)

@@ -134,3 +134,14 @@ def test_embed_opens_paths_and_arrays_and_keeps_order(tmp_path):
     assert not from_arrays.requires_grad
     single = embed(model, pairs.left[3:4], pre, num_workers=0)
     assert torch.allclose(single[0], from_arrays[3], atol=1e-5)
+
+
+def test_partner_distances_and_their_separation():
+    from ttl_utils.retrieval import partner_distances
+
+    left = torch.eye(4)
+    out = partner_distances(left, left.clone())
+    assert out["partner"] == pytest.approx(0.0) and out["others"] == pytest.approx(2 ** 0.5)
+    assert out["spread"] == pytest.approx(0.0, abs=1e-6) and out["separation"] > 10  # all others equally far
+    shuffled = partner_distances(left, left.roll(1, 0))
+    assert shuffled["partner"] == pytest.approx(2 ** 0.5) and shuffled["separation"] < 0

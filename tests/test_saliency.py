@@ -178,7 +178,11 @@ def test_plot_pair_maps_draws_a_row_per_method():
     image = np.zeros((48, 48, 3))
     fig = S.plot_pair_maps(image, image, {"saliency": (torch.rand(48, 48), torch.rand(48, 48)),
                                           "integrated_gradients": (torch.randn(48, 48), torch.randn(48, 48))})
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 8  # 2 rows x (image + 2 methods), and a colour bar for each kind of map
+    assert fig.axes[1].get_title() == "saliency\n(magnitude)" and fig.axes[2].get_title() == "integrated gradients\n(signed)"
+    assert [fig.axes[k].get_xlabel() for k in (6, 7)] == ["signed maps: effect on the similarity",
+                                                          "magnitude maps: how much it matters"]
+    assert [t.get_text() for t in fig.axes[6].get_xticklabels()] == ["lowers", "0", "raises"]
     assert S.to_image(PRE(__import__("PIL").Image.new("RGB", (48, 48), (255, 0, 0)))[None], PRE)[0, 0, 0] == pytest.approx(1.0)
 
 
@@ -189,3 +193,18 @@ def test_faithfulness_table_rows(pair):
     for row in rows:
         assert -1 <= row["randomisation_correlation"] <= 1 and row["infidelity"] >= 0
         assert len(row["deletion"]) == 17 and row["sensitivity"] is None
+
+
+def test_overlay_says_when_a_magnitude_map_is_empty_and_draws_the_image_alone_for_none():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image = np.zeros((8, 8, 3))
+    fig, axes = plt.subplots(1, 3)
+    S.overlay(axes[0], image, torch.zeros(8, 8), signed=False)  # Grad-CAM with nothing that raises the similarity
+    S.overlay(axes[1], image, None, signed=False)
+    S.overlay(axes[2], image, torch.rand(8, 8), signed=False)
+    assert [t.get_text() for t in axes[0].texts] == ["nothing here\nraises the similarity"]
+    assert [len(ax.images) for ax in axes] == [1, 1, 2] and not axes[2].texts
+    plt.close(fig)

@@ -57,7 +57,8 @@ def test_baseline_table_has_a_row_a_baseline_and_deltas_that_add_up(model, pair)
     x_a, x_b = pair
     table = SR.baseline_table(model, x_a, x_b, PRE, ig_steps=4)
     assert list(table.index) == list(S.BASELINES)
-    assert list(table.columns) == ["s(A)", "s(baseline)", "sum of attributions", "delta", "|f(baseline)|"]
+    assert list(table.columns) == ["s(A)", "s(baseline)", "sum of attributions", "delta", "pooled norm vs A"]
+    assert (table["pooled norm vs A"] >= 0).all() and table.loc["black", "pooled norm vs A"] != pytest.approx(1.0)
     with torch.no_grad():
         s = float(S.similarity_given(model)(x_a, model(x_b)))
     assert table["s(A)"].tolist() == pytest.approx([s] * 3)
@@ -100,3 +101,12 @@ def test_faithfulness_summary_and_verdict():
         "Maps that change when the top stage is re-initialised (Spearman < 0.5): integrated_gradients",
         "IG convergence |delta| over the sample: median 0.100, max 0.150",
     ]
+
+
+def test_baseline_verdict_names_the_largest_and_smallest_delta_and_the_features_nearest_zero():
+    import pandas as pd
+
+    table = pd.DataFrame({"delta": [-0.02, 0.001, 0.05], "pooled norm vs A": [0.9, 0.7, 0.1]},
+                         index=["blur", "grey", "black"])
+    assert SR.baseline_verdict(table) == ("Largest |delta|: black (+0.0500); smallest: grey (+0.0010). "
+                                          "Features nearest zero: black (0.10 of A's length).")

@@ -58,6 +58,11 @@ def main(selected: list[str]) -> int:
                        resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
         nbformat.write(notebook, out / path.name)
         print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
+    if not selected:  # every notebook ran: the talk is rebuilt from their findings (make slides)
+        from ttl_utils.slides import build_slides
+
+        pages = build_slides(figures)
+        print(f"Slides: {len(pages)} pages in {figures / 'slides.pdf'}")
     if out == NOTEBOOKS:
         print(f"All {len(notebooks)} notebooks in {time.perf_counter() - total:.0f} s, executed in place; "
               f"figures are in {figures}")

@@ -16,8 +16,10 @@ Modules, lowest first (a module imports only those before it):
   cache, reports), `ablation`, `saliency`, `saliency_report` (what notebook 03 shows of it),
   `plots`, `results` (the results notebooks hand on, each by one name), `compare` (several
   models ranked on the same pairs: one table with CIs, paired gains, verdicts), `find` (the
-  look-alikes of any picture in a gallery);
-- entry points: `notebook` (the first lines of every notebook), `cli`.
+  look-alikes of any picture in a gallery), `cues` (which cues a similarity needs: colour, detail,
+  outlines), `findings` (each notebook's headline findings, saved beside the figures);
+- entry points: `notebook` (the first lines of every notebook), `cli`, `slides` (the talk, built
+  from the findings and figures).
 """
 
 from .config import Profile, get_profile

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .pairs import PairSet
 from .progress import progress
 
-__all__ = ["image_table", "image_summary", "image_findings", "near_duplicates", "GREY_TOLERANCE"]
+__all__ = ["image_table", "image_summary", "image_findings", "near_duplicates", "duplicate_threshold", "GREY_TOLERANCE"]
 
 GREY_TOLERANCE = 4.0  # mean |R-G| + |G-B| below this (of 255) counts as a greyscale image
 
@@ -90,3 +90,22 @@ def near_duplicates(left: torch.Tensor, right: torch.Tensor, ids: list[str] | tu
             rows.append((kind, ids[a], ids[b], float(sims[a, b])))
     table = pd.DataFrame(rows, columns=["kind", "a", "b", "cosine"])
     return table.sort_values("cosine", ascending=False, ignore_index=True)
+
+
+def duplicate_threshold(left: torch.Tensor, right: torch.Tensor, quantile: float = 0.9999,
+                        floor: float = 0.9) -> tuple[float, float]:
+    """Return the cosine from which two images count as near-duplicates, and the quantile it came from.
+
+    The threshold is set by the data: the `quantile` of the cosines of non-partner images (the
+    left image of one pair against the right image of another), so only pairs of images more
+    alike than almost any two unrelated pictures are flagged, but never below `floor` (the TTL
+    paper's cosine distance 0.1). On features where every image looks alike, that quantile is
+    high and fewer pairs are flagged than a fixed 0.9 would.
+    """
+    if len(left) < 2:
+        raise ValueError("A threshold from non-partner images needs at least 2 pairs.")
+    left, right = F.normalize(left.float(), dim=1), F.normalize(right.float(), dim=1)
+    sims = left @ right.T
+    others = sims[~torch.eye(len(sims), dtype=torch.bool)].numpy()
+    value = float(np.quantile(others, quantile))
+    return max(floor, value), value

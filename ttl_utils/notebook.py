@@ -34,6 +34,6 @@ def setup(profile: str | None = None, data: str | None = None, seed: int = 0) ->
     pairs = resolve_pairs(data, chosen)
     set_theme(figures=figures_dir(chosen, demo=pairs.layout == "demo"), stamp=figure_stamp(pairs, chosen))
     print(f"Profile: {chosen.name} ({chosen.image_size} px images, backbone {chosen.backbone})")
-    print(f"Dataset: {pairs.describe()}")
+    print(f"Dataset: {pairs.describe(where=False)}")  # a notebook's outputs travel: no local path in them
     return chosen, pairs
 

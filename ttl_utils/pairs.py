@@ -176,9 +176,9 @@ class PairSet:
     def __repr__(self) -> str:
         return f"PairSet({self.describe()})"
 
-    def describe(self) -> str:
-        """Return a one-line description: name, layout, number of pairs, where."""
-        where = f" at {self.root}" if self.root is not None else ""
+    def describe(self, where: bool = True) -> str:
+        """Return a one-line description: name, layout, number of pairs, and (with `where`) the folder."""
+        where = f" at {self.root}" if where and self.root is not None else ""
         faces = f", {int(self.no_faces.sum())} without faces" if self.no_faces is not None else ""
         return f"{self.name} ({self.layout} layout, {len(self)} pairs{faces}){where}"
 

@@ -23,10 +23,11 @@ from .pairs import PairSet
 from .retrieval import cmc_band
 from .transforms import denormalise
 
-__all__ = ["set_theme", "save_fig", "pair_grid", "figures_dir", "figure_stamp", "rank_histogram_plot", "cmc_plot", "history_plot",
-           "view_grid", "embedding_map", "rank_change_grid", "image_statistics", "near_duplicate_grid",
+__all__ = ["set_theme", "current_figures_folder", "current_stamp",
+           "save_fig", "pair_grid", "figures_dir", "figure_stamp", "rank_histogram_plot", "cmc_plot", "history_plot",
+           "view_grid", "distance_histograms", "rank_change_grid", "image_statistics", "near_duplicate_grid",
            "faithfulness_curves", "rank_frequency_plot", "cmc_band_plot",
-           "comparison_figures", "disagreement_grid", "lookalike_grid"]
+           "comparison_figures", "disagreement_grid", "lookalike_grid", "cue_plot"]
 
 # Fixed metadata: saving the same figure twice gives the same bytes.
 _PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -60,6 +61,16 @@ def set_theme(figures: str | Path | None = None, stamp: str | None = None) -> No
     })
 
 
+def current_figures_folder() -> Path:
+    """Return the folder `save_fig` writes to now: the one `set_theme` was given, else `<project root>/figures`."""
+    return _figures_folder or project_root() / "figures"
+
+
+def current_stamp() -> str | None:
+    """Return the stamp `set_theme` was given (what data and profile the figures show), if any."""
+    return _stamp
+
+
 def figures_dir(profile: Profile, demo: bool = False) -> Path:
     """Return the folder the figures of a run with `profile` are saved in (`demo`: on the demo data).
 
@@ -77,8 +88,10 @@ def figures_dir(profile: Profile, demo: bool = False) -> Path:
 
 
 def figure_stamp(pairs: PairSet, profile: Profile) -> str:
-    """Return the line that names a figure's data and profile, e.g. "demo data, 200 pairs · smoke"."""
-    what = "demo data" if pairs.layout == "demo" else pairs.name.split("/")[0]
+    """Return the line that names a figure's data and profile, e.g. "demo data, 200 pairs · smoke profile"
+    or "real TTL pairs (ttl-dev), 1000 pairs · cpu profile"."""
+    name = pairs.name.split("/")[0]
+    what = {"demo": "demo data", "official": f"real TTL pairs ({name})"}.get(pairs.layout, name)
     return f"{what}, {len(pairs)} pairs · {profile.name} profile"
 
 
@@ -88,13 +101,16 @@ def save_fig(fig: plt.Figure, name: str, folder: str | Path | None = None, stamp
     The folder defaults to the one `set_theme` was given, else `<project root>/figures`; the
     stamp (what data and profile the figure shows) to the one `set_theme` was given.
     """
-    folder = Path(folder) if folder is not None else _figures_folder or project_root() / "figures"
+    folder = Path(folder) if folder is not None else current_figures_folder()
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
     stamp = stamp if stamp is not None else _stamp
     if stamp and not any(getattr(t, "_ttl_stamp", False) for t in fig.texts):
-        # under the figure, right-aligned: the tight bounding box grows to hold it, nothing is covered
-        label = fig.text(0.995, 0.0, stamp, ha="right", va="top", fontsize=8, color="0.45")
+        # under everything drawn (axis labels too), right-aligned: the tight bounding box grows to hold it
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        width, height = fig.get_size_inches()
+        label = fig.text(min(box.x1 / width, 1.0), min(box.y0 / height, 0.0) - 0.01, stamp, ha="right", va="top",
+                         fontsize=8, color="0.45")
         label._ttl_stamp = True
     fig.savefig(paths[0], metadata=_PDF_METADATA)
     fig.savefig(paths[1], metadata=_PNG_METADATA)
@@ -123,8 +139,16 @@ def pair_grid(pairs: PairSet, indices: list[int] | np.ndarray | None = None, n: 
             ax.imshow(np.asarray(image))
             ax.set_title(f"{pairs.ids[i]} {'L' if side == 0 else 'R'}", fontsize=9)
     if title:
-        fig.suptitle(title)
+        _title_above(fig, title)
     return fig
+
+
+def _title_above(fig: plt.Figure, title: str, room: float = 0.45) -> None:
+    """Put `title` above the panels' own titles: the axes end `room` inches under the figure's top
+    and the title sits there (a tight save grows the canvas to hold it), so the two never overlap."""
+    height = fig.get_figheight()
+    fig.subplots_adjust(top=1 - room / height)
+    fig.suptitle(title, y=1.0, va="bottom")
 
 
 def rank_histogram_plot(ranks: dict[str, np.ndarray], n_items: int, bins: int = 25, ax: plt.Axes | None = None) -> plt.Axes:
@@ -185,21 +209,22 @@ def view_grid(rows: dict[str, list]) -> plt.Figure:
     return fig
 
 
-def embedding_map(left, right, ax: plt.Axes, title: str) -> plt.Axes:
-    """Plot pairs in the plane of the embeddings' first two principal components: left images as
-    dots, right images as crosses, a grey line between partners."""
+def distance_histograms(left, right, ax: plt.Axes, title: str) -> plt.Axes:
+    """Plot, on `ax`, the Euclidean distances of each left embedding to its partner and to every other
+    right embedding (densities, same bins), with each mean as a vertical line: how far apart
+    the two piles are is what retrieval depends on."""
     import torch
 
-    both = torch.cat([left, right])
-    centred = both - both.mean(0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    xy = (centred @ v[:2].T).numpy()
-    left_xy, right_xy = xy[:len(left)], xy[len(left):]
-    for (x0, y0), (x1, y1) in zip(left_xy, right_xy):
-        ax.plot([x0, x1], [y0, y1], color="grey", linewidth=0.8, alpha=0.6)
-    ax.scatter(*left_xy.T, marker="o", s=25, label="left")
-    ax.scatter(*right_xy.T, marker="x", s=25, label="right")
-    ax.set(title=title, xticks=[], yticks=[])
+    distances = torch.cdist(left, right).numpy()
+    partner = np.diagonal(distances)
+    others = distances[~np.eye(len(distances), dtype=bool)]
+    bins = np.linspace(0, max(2.0, float(distances.max())), 41)
+    for values, label, colour in ((partner, "to its partner", "C0"), (others, "to every other image", "C1")):
+        ax.hist(values, bins=bins, density=True, histtype="stepfilled", alpha=0.45, color=colour,
+                label=f"{label} (mean {values.mean():.2f})")
+        ax.axvline(values.mean(), color=colour, linewidth=2)
+    ax.set(xlabel="distance between unit embeddings", ylabel="density", title=title)
+    ax.legend(fontsize=9, loc="upper left")
     return ax
 
 
@@ -222,53 +247,84 @@ def rank_change_grid(pairs: PairSet, before: np.ndarray, after: np.ndarray, n: i
 
 
 def image_statistics(images: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
-    """Return three panels comparing the sides of `explore.image_table`'s rows: aspect ratios,
-    saturation, and each side's share of greyscale images (a bar in the side's mean colour, from
-    `explore.image_summary`)."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
-    for side, part in images.groupby("side"):
-        axes[0].hist(part.aspect, bins=30, histtype="step", linewidth=2, label=side)
-        axes[1].hist(part.saturation, bins=30, histtype="step", linewidth=2, label=side)
-    axes[0].set(xlabel="width / height", ylabel="images", title="Aspect ratio")
-    axes[1].set(xlabel="mean saturation", title="Saturation")
+    """Return three panels comparing the sides of `explore.image_table`'s rows: image sizes (bars
+    side by side, so equal counts stay visible), saturation (left solid, right dashed) and each
+    side's share of greyscale images (a bar in the side's mean colour, from `explore.image_summary`,
+    labelled with its value, so a share of 0 still reads)."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    sizes = images.assign(size=images.width.astype(str) + " x " + images.height.astype(str))
+    counts = sizes.groupby(["size", "side"]).size().unstack("side", fill_value=0)
+    counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index[:8]]
+    x = np.arange(len(counts))
+    for k, side in enumerate(("left", "right")):
+        values = counts[side] if side in counts else np.zeros(len(counts))
+        bars = axes[0].bar(x + (k - 0.5) * 0.4, values, width=0.4, label=side)
+        axes[0].bar_label(bars, fontsize=9)
+    axes[0].set_xticks(x, counts.index, rotation=0 if len(counts) < 4 else 30)
+    axes[0].set(xlabel="width x height (pixels)", ylabel="images",
+                title="Image sizes" + (" (most common 8)" if len(counts) == 8 else ""))
+    for side, style in (("left", "-"), ("right", "--")):
+        part = images[images.side == side]
+        axes[1].hist(part.saturation, bins=30, range=(0, 1), histtype="step", linewidth=2, linestyle=style,
+                     label=side)
+    axes[1].set(xlabel="mean saturation", ylabel="images", title="Saturation")
+    shares = [summary.loc[side, "greyscale_share"] for side in ("left", "right")]
     for k, side in enumerate(("left", "right")):
         colour = summary.loc[side, ["mean_r", "mean_g", "mean_b"]].to_numpy() / 255
-        axes[2].bar(k, summary.loc[side, "greyscale_share"], color=colour, edgecolor="black")
+        axes[2].bar(k, shares[k], color=colour, edgecolor="black", width=0.6)
+        axes[2].text(k, shares[k], f"{shares[k]:.1%}", ha="center", va="bottom", fontsize=11)
     axes[2].set(xticks=[0, 1], xticklabels=["left", "right"], ylabel="share of greyscale images",
-                title="Greyscale share (bar = mean colour)")
+                ylim=(0, max(0.05, 1.25 * max(shares))), title="Greyscale share (bar = mean colour)")
+    axes[2].yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
     for ax in axes[:2]:
         ax.legend()
     fig.tight_layout()
     return fig
 
 
-def near_duplicate_grid(pairs: PairSet, duplicates: pd.DataFrame, n: int = 4) -> plt.Figure:
-    """Return the first `n` rows of `explore.near_duplicates` as pictures, the two images of a row side
-    by side, each titled with its pair id, side and cosine."""
+def near_duplicate_grid(pairs: PairSet, duplicates: pd.DataFrame, n: int = 4, per_row: int = 2) -> plt.Figure:
+    """Return the first `n` rows of `explore.near_duplicates` as pictures, `per_row` duplicates a
+    row, the two images of each side by side, titled with pair id, side and cosine."""
     shown = duplicates.head(n)
     if not len(shown):
         raise ValueError("No near-duplicates to show; lower the threshold of explore.near_duplicates.")
     sides = {"within pair": ("left", "right"), "left-left": ("left", "left"), "right-right": ("right", "right")}
-    fig, axes = plt.subplots(len(shown), 2, figsize=(5, 2.6 * len(shown)), squeeze=False)
-    for row, dup in zip(axes, shown.itertuples()):
-        for ax, pair_id, side in zip(row, (dup.a, dup.b), sides[dup.kind]):
+    per_row = min(per_row, len(shown))
+    rows = -(-len(shown) // per_row)
+    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2.6 * 2 * per_row, 3.0 * rows), squeeze=False,
+                             gridspec_kw={"wspace": 0.08})
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, dup in enumerate(shown.itertuples()):
+        row, col = divmod(k, per_row)
+        for j, (pair_id, side) in enumerate(zip((dup.a, dup.b), sides[dup.kind])):
+            ax = axes[row, 2 * col + j]
             i = pairs.index_of([pair_id])[0]
             ax.imshow(pairs.left_image(i) if side == "left" else pairs.right_image(i))
-            ax.set_title(f"{pair_id} {side} (cos {dup.cosine:.2f})", fontsize=9)
-            ax.axis("off")
+            ax.set_title(f"{pair_id} {side}", fontsize=10)
+        axes[row, 2 * col].text(1.04, -0.03, f"{dup.kind}, cosine {dup.cosine:.3f}", transform=axes[row, 2 * col].transAxes,
+                                ha="center", va="top", fontsize=10)
     return fig
 
 
 def faithfulness_curves(table: pd.DataFrame) -> plt.Figure:
     """Return the mean deletion and insertion curves of each method of `saliency.faithfulness_table`'s
-    rows (as a DataFrame), side by side."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+    rows (as a DataFrame), side by side, each with a band of +-1.96 standard errors over the pairs."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
     fractions = np.linspace(0, 1, len(table.deletion.iloc[0]))
+    n_pairs = 0
     for method, part in table.groupby("method", sort=False):
-        axes[0].plot(fractions, np.mean(part.deletion.tolist(), axis=0), label=method.replace("_", " "))
-        axes[1].plot(fractions, np.mean(part.insertion.tolist(), axis=0), label=method.replace("_", " "))
-    axes[0].set(xlabel="share of A's pixels blackened (most salient first)", ylabel="similarity to B", title="Deletion")
-    axes[1].set(xlabel="share of A's pixels revealed (most salient first)", title="Insertion")
+        n_pairs = max(n_pairs, len(part))
+        for ax, column in zip(axes, ("deletion", "insertion")):
+            curves = np.asarray(part[column].tolist(), dtype=float)
+            mean = curves.mean(axis=0)
+            line, = ax.plot(fractions, mean, label=method.replace("_", " "))
+            if len(curves) > 1:
+                half = 1.96 * curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
+                ax.fill_between(fractions, mean - half, mean + half, color=line.get_color(), alpha=0.12, linewidth=0)
+    axes[0].set(xlabel="share of A's pixels blackened (most salient first)", ylabel="similarity to B",
+                title=f"Deletion (mean of {n_pairs} pairs, 95% band)")
+    axes[1].set(xlabel="share of A's pixels revealed (most salient first)", title="Insertion (mean, 95% band)")
     axes[1].legend(fontsize=9)
     fig.tight_layout()
     return fig
@@ -395,4 +451,34 @@ def lookalike_grid(rows: list[dict], preprocessing, signed: bool = False) -> plt
                 axes[r, col + per_match - 1].imshow(view(image))
             axes[r, col + per_match - 1].set_title(caption, fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def cue_plot(table: pd.DataFrame, examples: dict) -> plt.Figure:
+    """Return the figure of `cues.cue_table`: on top, one picture with each cue taken away
+    (`examples`: cue -> PIL image); below, the share of the partner's margin each removal costs,
+    one bar a subset, with its 95% bootstrap interval (0: the cue does not matter; 100%: the
+    partner no longer stands out)."""
+    fig = plt.figure(figsize=(12, 7.5))
+    grid = fig.add_gridspec(2, len(examples), height_ratios=(1, 1.5), hspace=0.35)
+    for k, (cue, image) in enumerate(examples.items()):
+        ax = fig.add_subplot(grid[0, k])
+        ax.imshow(image)
+        ax.set_title(cue, fontsize=11)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    shown = table.drop(index="original", level="cue", errors="ignore")
+    cues = list(dict.fromkeys(shown.index.get_level_values("cue")))
+    subsets = list(dict.fromkeys(shown.index.get_level_values("subset")))
+    width = 0.8 / len(subsets)
+    for j, subset in enumerate(subsets):
+        part = shown.loc[subset].reindex(cues)
+        x = np.arange(len(cues)) - 0.4 + width * (j + 0.5)
+        values = 100 * part["margin lost"].to_numpy()
+        errors = 100 * np.abs(np.vstack([part["margin lost"] - part.low, part.high - part["margin lost"]]))
+        ax.bar(x, values, width=width, yerr=errors, capsize=4, label=f"{subset} ({int(part.pairs.iloc[0])} pairs)")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(cues)), [f"{cue}" for cue in cues])
+    ax.set(ylabel="partner's margin lost (%)", title="What the similarity needs: the margin lost when a cue is taken away")
+    ax.legend(fontsize=10)
     return fig

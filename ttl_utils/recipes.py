@@ -14,7 +14,7 @@ them and pass only what a user asked for; an override of `None` means "not asked
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from .config import Profile
 from .losses import MINERS
@@ -22,7 +22,7 @@ from .models import BACKBONES, LAYERS
 from .runtime import choose_device
 
 __all__ = ["LOSSES", "FinetuneConfig", "PairTrainingConfig", "PretrainConfig", "SaliencySettings",
-           "default_projector", "study_recipe"]
+           "default_projector", "study_recipe", "CHOSEN", "DEMO_VARIANTS", "finetune_variants"]
 
 LOSSES = ("triplet", "infonce")
 
@@ -239,3 +239,31 @@ class SaliencySettings:
     def for_profile(cls, profile: Profile, **overrides) -> SaliencySettings:
         """Return the profile's saliency settings with `overrides` (those not None) applied."""
         return _merge(cls, {}, _SALIENCY, profile, overrides)
+
+
+CHOSEN = "InfoNCE, layer3 + layer4, 4 x 4 cells (chosen)"
+# what notebook 05 trains on the demo data in the cpu profile: the demo is there to run end to end,
+# not to choose recipes, and the full table would take most of `make figures`' time
+DEMO_VARIANTS = (CHOSEN, "global pooling (no grid)", "frozen backbone, linear head", "triplet, semi-hard (layer4)")
+
+
+def finetune_variants(base: FinetuneConfig, demo: bool = False) -> tuple[dict[str, FinetuneConfig], list[str]]:
+    """Return notebook 05's variants of the `base` recipe (each changes one thing from the chosen
+    model) and the names left out: on the demo data (`demo`) only `DEMO_VARIANTS` train; on real
+    pairs all do."""
+    first = {"loss": "triplet", "layers": ("layer4",), "grid": 0}  # the recipe notebook 05 began with
+    variants = {
+        CHOSEN: base,
+        "two stages training (layer3, layer4)": replace(base, unfreeze=2),
+        "global pooling (no grid)": replace(base, grid=0),
+        "frozen backbone, linear head": replace(base, unfreeze=0),
+        "layer4 features only": replace(base, layers=("layer4",)),
+        "last stage, no head": replace(base, head="none"),
+        "triplet, semi-hard (layer4)": replace(base, **first),
+        "triplet, all violating (layer4)": replace(base, **first, miner="all"),
+        "triplet, batch-hard (layer4)": replace(base, **first, miner="hard"),
+    }
+    if not demo:
+        return variants, []
+    return ({name: config for name, config in variants.items() if name in DEMO_VARIANTS},
+            [name for name in variants if name not in DEMO_VARIANTS])

@@ -129,9 +129,16 @@ def retrieval_metrics(ranks: np.ndarray, ks: Sequence[int] = (1, 10, 20)) -> dic
     return {**{f"R@{k}": recall_at_k(ranks, k) for k in ks}, "MRR": mean_reciprocal_rank(ranks)}
 
 
-def partner_distances(left: torch.Tensor, right: torch.Tensor) -> tuple[float, float]:
-    """Return the mean Euclidean distance of each left embedding to its partner, and to any right embedding."""
-    return (left - right).norm(dim=1).mean().item(), torch.cdist(left, right).mean().item()
+def partner_distances(left: torch.Tensor, right: torch.Tensor) -> dict[str, float]:
+    """Return the mean Euclidean distance of each left embedding to its partner (`partner`) and to
+    the other right embeddings (`others`), the standard deviation of the latter (`spread`), and
+    the gap between the two means in units of that spread (`separation`): retrieval ranks a
+    partner first when that gap is large, which a wider gap or a narrower spread both give."""
+    distances = torch.cdist(left, right)
+    off = ~torch.eye(len(left), dtype=torch.bool)
+    partner, others = distances.diagonal(), distances[off]
+    return {"partner": partner.mean().item(), "others": others.mean().item(), "spread": others.std().item(),
+            "separation": ((others.mean() - partner.mean()) / others.std()).item()}
 
 
 def recall_at_k(ranks: np.ndarray, k: int) -> float:

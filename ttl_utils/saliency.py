@@ -329,43 +329,77 @@ def rank_correlation(map_1: torch.Tensor, map_2: torch.Tensor) -> float:
     return float((r1 @ r2) / (r1.norm() * r2.norm()))
 
 
-def overlay(ax, image: np.ndarray, saliency_map: torch.Tensor, signed: bool) -> None:
-    """Draw `image` on `ax` with `saliency_map` over it: red/blue for a signed map, a heat scale otherwise."""
-    values = saliency_map.detach().cpu().numpy()
-    limit = np.percentile(np.abs(values), 99) or 1.0
+def overlay(ax, image: np.ndarray, saliency_map: torch.Tensor | None, signed: bool) -> None:
+    """Draw `image` on `ax` with `saliency_map` over it: red/blue for a signed map, a heat scale otherwise.
+
+    Each map is scaled to its own 99th percentile of |value| (so colours compare within a panel,
+    not across). A magnitude map with nothing above zero (Grad-CAM keeps only the evidence that
+    raises the similarity) is drawn as the bare image with a note, not as a dark veil.
+    `saliency_map=None` draws the image alone.
+    """
     ax.imshow(image)
-    if signed:
-        ax.imshow(values, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.55,
-                  extent=(0, image.shape[1], image.shape[0], 0), interpolation="bilinear")
-    else:
-        ax.imshow(np.clip(values / limit, 0, 1), cmap="inferno", alpha=0.6,
-                  extent=(0, image.shape[1], image.shape[0], 0), interpolation="bilinear")
     ax.axis("off")
+    if saliency_map is None:
+        return
+    values = saliency_map.detach().cpu().numpy()
+    limit = np.percentile(np.abs(values), 99) or float(np.abs(values).max()) or 0.0
+    extent = (0, image.shape[1], image.shape[0], 0)
+    if signed:
+        ax.imshow(values, cmap="bwr", vmin=-(limit or 1.0), vmax=limit or 1.0, alpha=0.55, extent=extent,
+                  interpolation="bilinear")
+    elif limit <= 0 or values.max() <= 0:
+        ax.text(0.5, 0.5, "nothing here\nraises the similarity", transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="white", bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
+    else:
+        ax.imshow(np.clip(values / limit, 0, 1), cmap="inferno", alpha=0.6, extent=extent, interpolation="bilinear")
 
 
-def plot_pair_maps(image_a: np.ndarray, image_b: np.ndarray, maps: dict[str, tuple[torch.Tensor, torch.Tensor]],
-                   title: str | None = None, signed: Sequence[str] = ("integrated_gradients", "gradient_shap", "occlusion",
-                                                                       "decomposition")):
-    """Return a figure: a row for A and a row for B, the image first, then one column a method.
+SIGNED_METHODS = ("integrated_gradients", "gradient_shap", "occlusion", "decomposition")
+
+
+def plot_pair_maps(image_a: np.ndarray, image_b: np.ndarray, maps: dict[str, tuple[torch.Tensor | None, torch.Tensor]],
+                   title: str | None = None, signed: Sequence[str] = SIGNED_METHODS):
+    """Return a figure: a row for A and a row for B, the image first, then one column a method,
+    and under the panels a key for each kind of map shown.
 
     Signed maps (red raises the similarity, blue lowers it) for the methods in `signed`;
-    magnitude maps for the others.
+    magnitude maps (how much a pixel matters, either way) for the others. A map given as None
+    shows the image alone.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
     cols = len(maps) + 1
-    fig, axes = plt.subplots(2, cols, figsize=(2.3 * cols, 5.0), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(2.4 * cols, 6.2), squeeze=False,
+                             gridspec_kw={"hspace": 0.08, "wspace": 0.05, "bottom": 0.2})
     for row, image, name in zip(axes, (image_a, image_b), ("A", "B")):
         row[0].imshow(image)
-        row[0].set_title(name, fontsize=10)
         row[0].axis("off")
+        row[0].text(-0.06, 0.5, name, transform=row[0].transAxes, rotation=90, ha="right", va="center",
+                    fontsize=14, fontweight="bold")
+    axes[0, 0].set_title("image", fontsize=10)
     for col, (method, (map_a, map_b)) in enumerate(maps.items(), start=1):
         for row, image, saliency_map in zip(axes, (image_a, image_b), (map_a, map_b)):
             overlay(row[col], image, saliency_map, method in signed)
-        axes[0, col].set_title(method.replace("_", " "), fontsize=10)
+        kind = "signed" if method in signed else "magnitude"
+        axes[0, col].set_title(f"{method.replace('_', ' ')}\n({kind})", fontsize=10)
+    kinds = [kind for kind, present in (("signed", any(m in signed for m in maps)),
+                                        ("magnitude", any(m not in signed for m in maps))) if present]
+    for k, kind in enumerate(kinds):
+        width = 0.8 / len(kinds) - 0.04
+        cax = fig.add_axes((0.1 + k * (width + 0.08), 0.1, width, 0.025))
+        if kind == "signed":
+            bar = fig.colorbar(ScalarMappable(Normalize(-1, 1), "bwr"), cax=cax, orientation="horizontal")
+            bar.set_ticks([-1, 0, 1], labels=["lowers", "0", "raises"])
+            bar.set_label("signed maps: effect on the similarity", fontsize=9)
+        else:
+            bar = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), cax=cax, orientation="horizontal")
+            bar.set_ticks([0, 1], labels=["0", "most"])
+            bar.set_label("magnitude maps: how much it matters", fontsize=9)
+        bar.ax.tick_params(labelsize=9)
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=12, y=0.97)
     return fig
 
 

@@ -33,7 +33,7 @@ from .saliency import (
 )
 from .transforms import Preprocessing
 
-__all__ = ["FAITHFULNESS_COLUMNS", "PairMaps", "example_pairs", "face_and_generic_maps", "baseline_table",
+__all__ = ["FAITHFULNESS_COLUMNS", "PairMaps", "example_pairs", "face_and_generic_maps", "baseline_table", "baseline_verdict",
            "joint_gradcam_check", "faithfulness_sample", "faithfulness_summary", "faithfulness_verdict"]
 
 FAITHFULNESS_COLUMNS = ["deletion_auc", "insertion_auc", "infidelity", "sensitivity", "randomisation_correlation",
@@ -82,11 +82,20 @@ def face_and_generic_maps(embedder: Embedder, pairs: PairSet, preprocessing: Pre
 def baseline_table(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, preprocessing: Preprocessing,
                    ig_steps: int = 32) -> pd.DataFrame:
     """Return one row a reference image of integrated gradients (explaining A, B fixed): `s(A)`,
-    `s(baseline)`, the sum of the attributions, IG's convergence delta and the norm of the baseline's
-    embedding (near zero: cosine similarity degenerates and the attributions cannot add up)."""
+    `s(baseline)`, the sum of the attributions, IG's convergence delta (sum minus
+    `s(A) - s(baseline)`: zero when the attributions add up) and the length of the baseline's
+    pooled features before normalisation, relative to A's (`pooled norm vs A`). Near zero, the
+    direction of the features (all that cosine similarity sees) is set by noise, and the path
+    from the baseline to A starts where the similarity is ill-defined."""
     similarity = similarity_given(embedder)
+
+    def pooled_norm(x: torch.Tensor) -> float:
+        maps = embedder.backbone(x, embedder.layers)
+        return float(sum(maps[layer].mean(dim=(2, 3)).norm() for layer in embedder.layers))
+
     with torch.no_grad():
         e_b = embedder(x_b)
+        norm_a = pooled_norm(x_a)
     rows = {}
     for kind in BASELINES:
         attribution, delta = attribute(embedder, x_a, e_b, "integrated_gradients", preprocessing, baseline=kind,
@@ -95,8 +104,18 @@ def baseline_table(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, pre
             reference = make_baseline(x_a, kind, preprocessing)
             rows[kind] = {"s(A)": float(similarity(x_a, e_b)), "s(baseline)": float(similarity(reference, e_b)),
                           "sum of attributions": float(attribution.sum()), "delta": delta,
-                          "|f(baseline)|": float(embedder(reference).norm())}
+                          "pooled norm vs A": pooled_norm(reference) / max(norm_a, 1e-12)}
     return pd.DataFrame(rows).T
+
+
+def baseline_verdict(table: pd.DataFrame) -> str:
+    """Return one sentence from `baseline_table`: which baseline's attributions miss their total most,
+    and which sits closest to zero features."""
+    worst = table["delta"].abs().idxmax()
+    nearest = table["pooled norm vs A"].idxmin()
+    return (f"Largest |delta|: {worst} ({table.loc[worst, 'delta']:+.4f}); smallest: {table['delta'].abs().idxmin()} "
+            f"({table.loc[table['delta'].abs().idxmin(), 'delta']:+.4f}). Features nearest zero: {nearest} "
+            f"({table.loc[nearest, 'pooled norm vs A']:.2f} of A's length).")
 
 
 def joint_gradcam_check(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor,

@@ -1,0 +1,80 @@
+"""The talk (`make slides`): built from results.json and the figures alone, every finding as recorded."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from ttl_utils.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.findings import RESULTS_FILE, read_results, record  # noqa: E402
+from ttl_utils.plots import pair_grid, save_fig, set_theme  # noqa: E402
+from ttl_utils.slides import MIN_POINTS, PAGE_SIZE, SlidesError, build_slides, main  # noqa: E402
+
+STEPS = {"01": "01_pairs", "02": "02_rank_histograms", "03": "03_cues", "04": "04_cross_correlation",
+         "05": "05_test_cmc", "06": "06_rank_histogram", "07": "07_lookalikes"}
+
+
+@pytest.fixture
+def demo_results(tmp_path):
+    """A figures folder as the smoke notebooks leave it: a figure and a finding a step, stamped."""
+    folder = tmp_path / "figures-smoke"
+    set_theme(folder, "demo data, 200 pairs · smoke profile")
+    pairs = make_demo_pairs(4, 16)
+    for step, figure in STEPS.items():
+        fig = pair_grid(pairs, n=4, cols=2, title=f"step {step}")
+        save_fig(fig, figure)
+        plt.close(fig)
+        record(step, f"Step {step}", f"The finding of step {step}: R@1 0.{step}0 [0.100, 0.300].", figure=figure,
+               value=float(step))
+    record("conclusion", "Conclusion", "Both starts find the partner first equally often.", figure="06_rank_histogram")
+    return folder
+
+
+def test_record_keeps_one_finding_a_step_with_its_data_and_numbers(demo_results):
+    results = json.loads((demo_results / RESULTS_FILE).read_text())
+    assert results["data"] == "demo data, 200 pairs · smoke profile"
+    assert list(results["steps"]) == [*STEPS, "conclusion"]
+    assert results["steps"]["02"] == {"title": "Step 02", "finding": "The finding of step 02: R@1 0.020 [0.100, 0.300].",
+                                      "figure": "02_rank_histograms", "numbers": {"value": 2.0}}
+    record("02", "Step 02", "Rerun: another finding.", figure="02_rank_histograms", folder=demo_results)
+    assert read_results(demo_results)["steps"]["02"]["finding"] == "Rerun: another finding."  # replaced, not appended
+    assert len(read_results(demo_results)["steps"]) == 8
+
+
+def test_slides_have_a_title_page_a_page_a_step_and_the_conclusion_with_the_recorded_findings(demo_results):
+    pages = build_slides(demo_results, png=demo_results / "pages")
+    results = read_results(demo_results)
+    from PIL import Image
+
+    rendered = sorted((demo_results / "pages").glob("slide-*.png"))
+    assert [p.name for p in rendered][:2] == ["slide-01.png", "slide-02.png"] and len(rendered) == 9
+    assert Image.open(rendered[3]).size == (1333, 750)  # 16:9 at 100 dpi
+    assert len(pages) == 1 + 7 + 1
+    assert pages[0]["finding"] is None and any("demo data, 200 pairs · smoke profile" in t for t in pages[0]["texts"])
+    for page, step in zip(pages[1:], [*STEPS, "conclusion"]):
+        assert page["finding"] == results["steps"][step]["finding"]
+        drawn = " ".join(page["texts"]).replace("\n", " ")
+        assert results["steps"][step]["finding"] in drawn  # the sentence on the page is the recorded one
+    assert min(page["smallest_points"] for page in pages) >= MIN_POINTS
+    pdf = (demo_results / "slides.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type /Page\b(?!s)", pdf)) == 9
+    assert PAGE_SIZE[0] / PAGE_SIZE[1] == pytest.approx(16 / 9, abs=1e-3)
+
+
+def test_slides_refuse_a_folder_without_findings_or_with_a_missing_figure(tmp_path, demo_results, capsys):
+    with pytest.raises(SlidesError, match="No findings in .*results.json: run the notebooks first"):
+        build_slides(tmp_path / "empty")
+    (demo_results / "05_test_cmc.png").unlink()
+    assert main(["--figures", str(demo_results)]) == 2
+    assert capsys.readouterr().err.strip().endswith("05_test_cmc.png is missing: rerun the notebook that saves it "
+                                                    "(make figures).")
+    (demo_results / RESULTS_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match="results.json is not valid JSON"):
+        build_slides(demo_results)

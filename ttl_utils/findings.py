@@ -1,0 +1,72 @@
+"""The headline findings of every notebook, kept beside the figures in `results.json`.
+
+A notebook prints its verdicts from its own numbers; `record` saves the same sentence, the
+step's key figure and the numbers behind it to `<figures folder>/results.json`, so the
+findings travel with the figures (no `artifacts/` needed) and `make slides` can build the
+talk from the committed files alone.
+
+>>> import tempfile
+>>> folder = tempfile.mkdtemp()
+>>> record("02", "A learned distance", "It does not beat cosine.", figure="02_rank_histograms", folder=folder)
+'It does not beat cosine.'
+>>> read_results(folder)["steps"]["02"]["finding"]
+'It does not beat cosine.'
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .storage import save_json
+
+__all__ = ["RESULTS_FILE", "record", "read_results", "results_path"]
+
+RESULTS_FILE = "results.json"
+
+
+def results_path(folder: str | Path | None = None) -> Path:
+    """Return `<folder>/results.json`; the folder defaults to where `save_fig` writes (`plots.set_theme`)."""
+    from . import plots
+
+    return Path(folder) if folder is not None else plots.current_figures_folder()
+
+
+def read_results(folder: str | Path | None = None) -> dict:
+    """Return the saved findings (`{"data": ..., "steps": {step: {...}}}`), or an empty record."""
+    path = results_path(folder) / RESULTS_FILE
+    if not path.is_file():
+        return {"data": None, "steps": {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error.msg}, line {error.lineno}); delete it and rerun the "
+                         f"notebooks.") from None
+
+
+def record(step: str, title: str, finding: str, figure: str | None = None, folder: str | Path | None = None,
+           **numbers: Any) -> str:
+    """Save `finding` (one sentence, as the notebook printed it) as step `step`'s headline, with its
+    slide `title`, its key `figure` (a name `save_fig` wrote) and `numbers` (plain values), and
+    return the sentence. The file also records which data and profile the figures show (their
+    stamp). The write is atomic: a reader never sees half a file."""
+    from . import plots
+
+    path = results_path(folder)
+    results = read_results(path)
+    results["data"] = plots.current_stamp() or results.get("data")
+    results["steps"][str(step)] = {"title": title, "finding": finding, "figure": figure,
+                                   "numbers": {key: _plain(value) for key, value in numbers.items()}}
+    results["steps"] = dict(sorted(results["steps"].items()))
+    save_json(results, path / RESULTS_FILE)
+    return finding
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` as JSON-ready numbers, strings or lists (numpy scalars and arrays included)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
