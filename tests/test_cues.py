@@ -97,3 +97,17 @@ def test_cue_embeddings_embed_every_pair_once_a_cue_as_unit_vectors():
     assert not torch.allclose(out["original"][0], out["edges"][0])
     with pytest.raises(ValueError, match="Unknown cue"):
         cue_embeddings(model, Preprocessing(resize=36, crop=32), pairs, cues=("colour",))
+
+
+def test_cue_headline_orders_the_costs_and_names_the_cue_only_when_it_clearly_matters():
+    from ttl_utils.cues import cue_headline
+
+    table = _table()
+    line = cue_headline(table, "all")
+    assert line.startswith("Over 40 test pairs, the partner's margin falls by: taking away fine detail and texture ")
+    assert line.index("fine detail") < line.index("taking away colour")
+    assert line.endswith("; the network leans most on fine detail and texture.")
+    flat = pd.DataFrame([{"subset": "few", "cue": "edges", "pairs": 5, "R@1": 0.2, "margin": 0.1,
+                          "margin lost": 0.1, "low": -0.2, "high": 0.4}]).set_index(["subset", "cue"])
+    assert cue_headline(flat, "few") == ("Over 5 test pairs, the partner's margin falls by: keeping only the outlines "
+                                         "10% [-20%, 40%]; no single cue clearly matters on this many pairs.")

@@ -36,9 +36,11 @@ def test_near_duplicates_finds_each_kind_and_nothing_else():
     right[2] = left[2] * 3              # a pair whose two images are the same picture
     left[4] = left[1] + 1e-3            # two pairs sharing a left image
     right[5] = right[0]                 # two pairs sharing a right image
+    right[3] = left[0] * 2              # one pair's left image is another pair's right image
     table = near_duplicates(left, right, ["a", "b", "c", "d", "e", "f"], threshold=0.95)
     found = {(row.kind, row.a, row.b) for row in table.itertuples()}
-    assert found == {("within pair", "c", "c"), ("left-left", "b", "e"), ("right-right", "a", "f")}
+    assert found == {("within pair", "c", "c"), ("left-left", "b", "e"), ("right-right", "a", "f"),
+                     ("left-right", "a", "d")}
     assert table.cosine.is_monotonic_decreasing
 
 

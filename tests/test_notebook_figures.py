@@ -20,7 +20,7 @@ def test_image_statistics_draws_sizes_side_by_side_saturation_and_labelled_greys
     images = image_table(make_demo_pairs(4, 16))
     summary = image_summary(images)
     fig = image_statistics(images, summary)
-    assert [ax.get_title() for ax in fig.axes] == ["Image sizes", "Saturation", "Greyscale share (bar = mean colour)"]
+    assert [ax.get_title() for ax in fig.axes] == ["Image sizes", "Saturation", "Greyscale share (bar in the side's mean colour)"]
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["left", "right"]
     size_bars = fig.axes[0].patches
     assert [bar.get_height() for bar in size_bars] == [4, 4]  # one size, both sides: two bars, neither hidden

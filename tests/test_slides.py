@@ -31,7 +31,8 @@ def demo_results(tmp_path):
         fig = pair_grid(pairs, n=4, cols=2, title=f"step {step}")
         save_fig(fig, figure)
         plt.close(fig)
-        record(step, f"Step {step}", f"The finding of step {step}: R@1 0.{step}0 [0.100, 0.300].", figure=figure,
+        record(step, f"Step {step}", f"The finding of step {step}, long enough to need two lines on a slide: R@1 "
+               f"0.{step}0 [0.100, 0.300] among 200 test candidates, against 0.175 [0.125, 0.230] zero-shot.", figure=figure,
                value=float(step))
     record("conclusion", "Conclusion", "Both starts find the partner first equally often.", figure="06_rank_histogram")
     return folder
@@ -41,7 +42,9 @@ def test_record_keeps_one_finding_a_step_with_its_data_and_numbers(demo_results)
     results = json.loads((demo_results / RESULTS_FILE).read_text())
     assert results["data"] == "demo data, 200 pairs · smoke profile"
     assert list(results["steps"]) == [*STEPS, "conclusion"]
-    assert results["steps"]["02"] == {"title": "Step 02", "finding": "The finding of step 02: R@1 0.020 [0.100, 0.300].",
+    assert results["steps"]["02"] == {"title": "Step 02", "finding": "The finding of step 02, long enough to need two lines "
+                                      "on a slide: R@1 0.020 [0.100, 0.300] among 200 test candidates, against 0.175 "
+                                      "[0.125, 0.230] zero-shot.",
                                       "figure": "02_rank_histograms", "numbers": {"value": 2.0}}
     record("02", "Step 02", "Rerun: another finding.", figure="02_rank_histograms", folder=demo_results)
     assert read_results(demo_results)["steps"]["02"]["finding"] == "Rerun: another finding."  # replaced, not appended
@@ -63,6 +66,7 @@ def test_slides_have_a_title_page_a_page_a_step_and_the_conclusion_with_the_reco
         drawn = " ".join(page["texts"]).replace("\n", " ")
         assert results["steps"][step]["finding"] in drawn  # the sentence on the page is the recorded one
     assert min(page["smallest_points"] for page in pages) >= MIN_POINTS
+    assert all(page["inside"] for page in pages)  # no text runs off the page
     pdf = (demo_results / "slides.pdf").read_bytes()
     assert pdf.startswith(b"%PDF") and len(re.findall(rb"/Type /Page\b(?!s)", pdf)) == 9
     assert PAGE_SIZE[0] / PAGE_SIZE[1] == pytest.approx(16 / 9, abs=1e-3)
@@ -78,3 +82,16 @@ def test_slides_refuse_a_folder_without_findings_or_with_a_missing_figure(tmp_pa
     (demo_results / RESULTS_FILE).write_text("{not json")
     with pytest.raises(ValueError, match="results.json is not valid JSON"):
         build_slides(demo_results)
+
+
+def test_the_conclusion_is_built_from_the_recorded_findings_only():
+    from ttl_utils.findings import conclusion
+
+    steps = {"02": {"numbers": {"verdict_r25": "does not clearly differ from"}},
+             "04": {"numbers": {"verdict": "lowers", "r10_gain": -0.15, "low": -0.24, "high": -0.06}},
+             "05": {"numbers": {"r1_gain": 0.105, "r1_low": 0.05, "r1_high": 0.16}}}
+    assert conclusion(steps, "A beats B: +0.060 [+0.015, +0.110]") == (
+        "Fine-tuning on the pairs raises R@1 by +0.105 [+0.050, +0.160]; a learned distance on frozen features does "
+        "not clearly differ from plain cosine at R@25; a short Barlow Twins continuation lowers validation R@10 "
+        "(-0.150 [-0.240, -0.060]); A beats B: +0.060 [+0.015, +0.110].")
+    assert conclusion({}, "no clear difference (R@1 +0.000 [-0.1, +0.1])") == "No clear difference (R@1 +0.000 [-0.1, +0.1])."

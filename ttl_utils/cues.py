@@ -30,7 +30,8 @@ from .report import interval
 from .retrieval import embed, rank_of_match, recall_at_k
 from .transforms import Preprocessing
 
-__all__ = ["CUES", "TAKES_AWAY", "remove_cue", "CuePreprocessing", "cue_embeddings", "margins", "cue_table", "cue_findings"]
+__all__ = ["CUES", "TAKES_AWAY", "remove_cue", "CuePreprocessing", "cue_embeddings", "margins", "cue_table",
+           "cue_findings", "cue_headline"]
 
 TAKES_AWAY = {"greyscale": "colour", "blurred": "fine detail and texture",
               "edges": "shading, colour and texture (all but the outlines)"}
@@ -142,3 +143,15 @@ def cue_findings(table: pd.DataFrame) -> list[str]:
                      + (f"It leans most on {TAKES_AWAY.get(worst, worst)} (what '{worst}' takes away)." if clear else
                         "No removal clearly shrinks the margin on this many pairs."))
     return lines
+
+
+def cue_headline(table: pd.DataFrame, subset: str) -> str:
+    """Return the one-sentence finding of `cue_table` for `subset`, for a slide: each removal's cost
+    with its interval, most costly first, and what the model leans on when that cost is clear."""
+    part = table.loc[subset].drop(index="original", errors="ignore").sort_values("margin lost", ascending=False)
+    costs = ", ".join(f"{'taking away ' + TAKES_AWAY.get(cue, cue) if cue != 'edges' else 'keeping only the outlines'} "
+                      f"{row['margin lost']:.0%} [{row.low:.0%}, {row.high:.0%}]" for cue, row in part.iterrows())
+    worst = part.index[0]
+    verdict = (f"the network leans most on {TAKES_AWAY.get(worst, worst)}" if part.iloc[0].low > 0 else
+               "no single cue clearly matters on this many pairs")
+    return f"Over {int(part.pairs.iloc[0])} test pairs, the partner's margin falls by: {costs}; {verdict}."

@@ -78,12 +78,17 @@ def near_duplicates(left: torch.Tensor, right: torch.Tensor, ids: list[str] | tu
 
     Kinds: `within pair` (a pair's left and right are almost the same picture: a trivial
     match), `left-left` and `right-right` (two pairs share almost the same image, so one
-    can steal the other's match in retrieval).
+    can steal the other's match in retrieval), and `left-right` (one pair's left image is
+    almost another pair's right image: in left -> right retrieval that right image outranks
+    the partner).
     """
     left, right = F.normalize(left.float(), dim=1), F.normalize(right.float(), dim=1)
     rows = []
-    within = (left * right).sum(dim=1)
+    cross = left @ right.T
+    within = cross.diagonal()
     rows += [("within pair", ids[i], ids[i], float(within[i])) for i in torch.nonzero(within >= threshold).flatten()]
+    off = cross.masked_fill(torch.eye(len(cross), dtype=torch.bool), -2.0)
+    rows += [("left-right", ids[a], ids[b], float(off[a, b])) for a, b in torch.nonzero(off >= threshold).tolist()]
     for kind, vectors in (("left-left", left), ("right-right", right)):
         sims = torch.triu(vectors @ vectors.T, diagonal=1)
         for a, b in torch.nonzero(sims >= threshold).tolist():

@@ -21,7 +21,7 @@ from typing import Any
 
 from .storage import save_json
 
-__all__ = ["RESULTS_FILE", "record", "read_results", "results_path"]
+__all__ = ["RESULTS_FILE", "record", "read_results", "results_path", "conclusion"]
 
 RESULTS_FILE = "results.json"
 
@@ -70,3 +70,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
+
+
+def conclusion(steps: dict, comparison: str) -> str:
+    """Return the talk's closing sentence from the findings recorded so far (`read_results()["steps"]`)
+    and notebook 06's `comparison` verdict: what fine-tuning (05) gained, what the learned distance
+    (02) and the Barlow Twins continuation (04) did, each as its notebook measured it; the steps
+    not recorded yet are left out."""
+    def numbers(step: str, *keys: str) -> dict | None:
+        found = steps.get(step, {}).get("numbers", {})
+        return found if all(key in found for key in keys) else None  # recorded by an older notebook: left out
+
+    parts = []
+    if n := numbers("05", "r1_gain", "r1_low", "r1_high"):
+        parts.append(f"fine-tuning on the pairs raises R@1 by {n['r1_gain']:+.3f} [{n['r1_low']:+.3f}, {n['r1_high']:+.3f}]")
+    if n := numbers("02", "verdict_r25"):
+        parts.append(f"a learned distance on frozen features {n['verdict_r25']} plain cosine at R@25")
+    if n := numbers("04", "verdict", "r10_gain", "low", "high"):
+        parts.append(f"a short Barlow Twins continuation {n['verdict']} validation R@10 "
+                     f"({n['r10_gain']:+.3f} [{n['low']:+.3f}, {n['high']:+.3f}])")
+    parts.append(comparison)
+    sentence = "; ".join(parts)
+    return sentence[0].upper() + sentence[1:] + ("" if sentence.endswith(".") else ".")

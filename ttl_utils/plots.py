@@ -259,8 +259,9 @@ def image_statistics(images: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
     for k, side in enumerate(("left", "right")):
         values = counts[side] if side in counts else np.zeros(len(counts))
         bars = axes[0].bar(x + (k - 0.5) * 0.4, values, width=0.4, label=side)
-        axes[0].bar_label(bars, fontsize=9)
+        axes[0].bar_label(bars, fontsize=11)
     axes[0].set_xticks(x, counts.index, rotation=0 if len(counts) < 4 else 30)
+    axes[0].set_ylim(0, 1.35 * max(counts.to_numpy().max(), 1))  # room for the legend above the bars
     axes[0].set(xlabel="width x height (pixels)", ylabel="images",
                 title="Image sizes" + (" (most common 8)" if len(counts) == 8 else ""))
     for side, style in (("left", "-"), ("right", "--")):
@@ -274,7 +275,7 @@ def image_statistics(images: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
         axes[2].bar(k, shares[k], color=colour, edgecolor="black", width=0.6)
         axes[2].text(k, shares[k], f"{shares[k]:.1%}", ha="center", va="bottom", fontsize=11)
     axes[2].set(xticks=[0, 1], xticklabels=["left", "right"], ylabel="share of greyscale images",
-                ylim=(0, max(0.05, 1.25 * max(shares))), title="Greyscale share (bar = mean colour)")
+                ylim=(0, max(0.05, 1.25 * max(shares))), title="Greyscale share (bar in the side's mean colour)")
     axes[2].yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
     for ax in axes[:2]:
         ax.legend()
@@ -288,7 +289,8 @@ def near_duplicate_grid(pairs: PairSet, duplicates: pd.DataFrame, n: int = 4, pe
     shown = duplicates.head(n)
     if not len(shown):
         raise ValueError("No near-duplicates to show; lower the threshold of explore.near_duplicates.")
-    sides = {"within pair": ("left", "right"), "left-left": ("left", "left"), "right-right": ("right", "right")}
+    sides = {"within pair": ("left", "right"), "left-right": ("left", "right"), "left-left": ("left", "left"),
+             "right-right": ("right", "right")}
     per_row = min(per_row, len(shown))
     rows = -(-len(shown) // per_row)
     fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2.6 * 2 * per_row, 3.0 * rows), squeeze=False,
@@ -318,14 +320,14 @@ def faithfulness_curves(table: pd.DataFrame) -> plt.Figure:
         for ax, column in zip(axes, ("deletion", "insertion")):
             curves = np.asarray(part[column].tolist(), dtype=float)
             mean = curves.mean(axis=0)
-            line, = ax.plot(fractions, mean, label=method.replace("_", " "))
+            line, = ax.plot(fractions, mean, linewidth=2.5, label=method.replace("_", " "))
             if len(curves) > 1:
                 half = 1.96 * curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
-                ax.fill_between(fractions, mean - half, mean + half, color=line.get_color(), alpha=0.12, linewidth=0)
+                ax.fill_between(fractions, mean - half, mean + half, color=line.get_color(), alpha=0.07, linewidth=0)
     axes[0].set(xlabel="share of A's pixels blackened (most salient first)", ylabel="similarity to B",
                 title=f"Deletion (mean of {n_pairs} pairs, 95% band)")
     axes[1].set(xlabel="share of A's pixels revealed (most salient first)", title="Insertion (mean, 95% band)")
-    axes[1].legend(fontsize=9)
+    axes[1].legend(fontsize=10, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
 

@@ -52,11 +52,26 @@ def _picture(folder: Path, name: str) -> np.ndarray:
         return np.asarray(image)
 
 
+def _wrapped(fig: plt.Figure, text: str, fontsize: float, right: float = 0.96, left: float = 0.04) -> list[str]:
+    """Return `text` broken into the longest lines that still end before `right` (a fraction of the
+    page's width) at `fontsize`, measured with the figure's renderer."""
+    renderer = fig.canvas.get_renderer()
+    limit = (right - left) * fig.bbox.width
+    for width in range(120, 20, -3):
+        lines = textwrap.wrap(text, width)
+        probe = fig.text(left, 0.5, "\n".join(lines), fontsize=fontsize)
+        fits = probe.get_window_extent(renderer).width <= limit
+        probe.remove()
+        if fits:
+            return lines
+    return textwrap.wrap(text, 20)
+
+
 def _page(title: str, finding: str | None, picture: np.ndarray | None, footer: str | None) -> plt.Figure:
     """Return one 16:9 page: a title, the picture as large as fits, the finding under it."""
     fig = plt.figure(figsize=PAGE_SIZE)
     fig.text(0.04, 0.93, title, fontsize=28, fontweight="bold", va="top")
-    lines = textwrap.wrap(finding, 105) if finding else []
+    lines = _wrapped(fig, finding, 18) if finding else []
     text_height = 0.055 * len(lines)
     if picture is not None:
         ax = fig.add_axes((0.04, 0.08 + text_height + 0.02, 0.92, 0.8 - text_height - 0.04))
@@ -122,7 +137,10 @@ def build_slides(folder: str | Path, out: str | Path | None = None, png: str | P
                 if png is not None:
                     Path(png).mkdir(parents=True, exist_ok=True)
                     fig.savefig(Path(png) / f"slide-{number:02d}.png", dpi=100, metadata={"Software": None})
-                pages.append(page | {"texts": _texts(fig),
+                renderer = fig.canvas.get_renderer()
+                inside = all(fig.bbox.x0 <= t.get_window_extent(renderer).x0 and
+                             t.get_window_extent(renderer).x1 <= fig.bbox.x1 for t in fig.texts)
+                pages.append(page | {"texts": _texts(fig), "inside": inside,
                                      "smallest_points": min(t.get_fontsize() for t in fig.texts)})
                 plt.close(fig)
 
