@@ -217,7 +217,13 @@ def test_partner_ranks_and_the_rows_of_the_figure(model):
     assert settings.method == "gradcam" and len(explained[0]["maps"]) == 2
     assert explained[0]["maps"][0][0].shape == (32, 32)  # the query's map, at the model's crop size
     fig = lookalike_grid(explained, SMALL)
-    assert len(fig.axes) == 5 and fig.axes[2].get_title() == "1. c\ncosine 0.900"
+    # the matches on one line, the query's maps under them, a colour key: 3 wide, never 1 + 2 x matches
+    assert len(fig.axes) == 2 * 3 + 1 and fig.axes[1].get_title() == "1. c\ncosine 0.900"
+    assert fig.axes[-1].get_xlabel() == "saliency of the similarity: how much each region matters"
+    marked = FIND.lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found, partners=["a"])
+    fig = lookalike_grid(marked, SMALL)
+    assert len(fig.axes) == 3 and fig.axes[2].get_title() == "2. a\ncosine 0.100\n(the true partner)"
+    assert fig.axes[1].get_title() == "1. c\ncosine 0.900"
 
 
 def test_the_upload_button_shows_matches_or_one_line(tmp_path, model, capsys):

@@ -233,12 +233,15 @@ def explain_matches(embedder: Embedder, preprocessing: Preprocessing, query, gal
 
 
 def lookalike_rows(embedder: Embedder, preprocessing: Preprocessing, queries: Sequence[tuple[str, object]],
-                   gallery: Gallery, found: list[list[Match]], explain: SaliencySettings | None = None) -> list[dict]:
+                   gallery: Gallery, found: list[list[Match]], explain: SaliencySettings | None = None,
+                   partners: Sequence[str | None] | None = None) -> list[dict]:
     """Return the rows `plots.lookalike_grid` draws: each `(title, image)` query with its matches
-    captioned by rank, label and cosine, and with `explain` the saliency maps of each similarity."""
+    captioned by rank, label and cosine, with `explain` the saliency maps of each similarity, and
+    with `partners` (one gallery label or None a query) the true partner to mark."""
     rows = []
-    for (title, image), matches in zip(queries, found):
-        row = {"query": image, "title": title,
+    partners = list(partners) if partners is not None else [None] * len(queries)
+    for (title, image), matches, partner in zip(queries, found, partners):
+        row = {"query": image, "title": title, "labels": [m.label for m in matches], "partner": partner,
                "matches": [(gallery.image(m.index), f"{m.rank}. {m.label}\ncosine {m.score:.3f}") for m in matches]}
         if explain is not None:
             row["maps"] = explain_matches(embedder, preprocessing, image, gallery, matches, explain.method,

@@ -420,39 +420,66 @@ def disagreement_grid(pairs: PairSet, rows: dict[str, np.ndarray], ranks: dict[s
 
 
 def lookalike_grid(rows: list[dict], preprocessing, signed: bool = False) -> plt.Figure:
-    """Return one row per query: the query, then its matches titled with rank, label and cosine, each
-    picture as the model sees it (`preprocessing`'s resize and centre crop).
+    """Return the look-alikes of each query: the query, then its matches titled with rank, label and
+    cosine, each picture as the model sees it (`preprocessing`'s resize and centre crop).
 
-    Each row is `{"query": image, "title": str, "matches": [(image, caption), ...]}`, and with
-    `"maps": [(map_query, map_match), ...]` each match is shown twice, the query and the match,
-    with the saliency of their similarity over each (`saliency.overlay`; `signed` for signed maps).
+    Each row is `{"query": image, "title": str, "matches": [(image, caption), ...]}`. With
+    `"maps": [(map_query, map_match), ...]` the matches carry the saliency of their similarity
+    (`saliency.overlay`; `signed` for signed maps) and a second line under them shows the query
+    with the saliency of each match's similarity, so the figure stays 1 + matches wide; a colour
+    key sits under it. With `"labels"` (each match's gallery label) and `"partner"` (the true
+    partner's label), the partner's picture is framed in green and its caption says so.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     from .saliency import overlay
 
     def view(image) -> np.ndarray:
         return denormalise(preprocessing(image.convert("RGB")), preprocessing.mean, preprocessing.std)
 
     explained = any("maps" in row for row in rows)
-    per_match = 2 if explained else 1
-    cols = 1 + per_match * max(len(row["matches"]) for row in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.6 * len(rows)), squeeze=False)
+    lines = 2 if explained else 1
+    cols = 1 + max(len(row["matches"]) for row in rows)
+    fig, axes = plt.subplots(lines * len(rows), cols, figsize=(2.5 * cols, 2.75 * lines * len(rows) + (0.6 if explained else 0)),
+                             squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for r, row in enumerate(rows):
+        top = axes[lines * r]
         query = view(row["query"])
-        axes[r, 0].imshow(query)
-        axes[r, 0].set_title(row["title"], fontsize=9, fontweight="bold")
-        for k, (image, caption) in enumerate(row["matches"]):
-            col = 1 + per_match * k
+        top[0].imshow(query)
+        top[0].set_title(row["title"], fontsize=10, fontweight="bold")
+        labels = row.get("labels", [None] * len(row["matches"]))
+        for k, ((image, caption), label) in enumerate(zip(row["matches"], labels)):
+            ax = top[1 + k]
             if explained:
-                map_query, map_match = row["maps"][k]
-                overlay(axes[r, col], query, map_query, signed)
-                overlay(axes[r, col + 1], view(image), map_match, signed)
-                axes[r, col].set_title("why: in the query", fontsize=8)
+                overlay(ax, view(image), row["maps"][k][1], signed)
             else:
-                axes[r, col + per_match - 1].imshow(view(image))
-            axes[r, col + per_match - 1].set_title(caption, fontsize=8)
+                ax.imshow(view(image))
+            partner = label is not None and label == row.get("partner")
+            ax.set_title(caption + ("\n(the true partner)" if partner else ""), fontsize=9,
+                         color="green" if partner else "black", fontweight="bold" if partner else "normal")
+            if partner:
+                ax.axis("on")
+                ax.set(xticks=[], yticks=[])
+                for spine in ax.spines.values():
+                    spine.set(color="green", linewidth=4)
+        if explained:
+            below = axes[lines * r + 1]
+            below[0].text(0.5, 0.5, "why: the query,\nas it matches\neach picture above", ha="center", va="center",
+                          fontsize=10, transform=below[0].transAxes)
+            for k in range(len(row["matches"])):
+                overlay(below[1 + k], query, row["maps"][k][0], signed)
     fig.tight_layout()
+    if explained:
+        fig.subplots_adjust(bottom=0.6 / fig.get_figheight() + 0.02)
+        cax = fig.add_axes((0.3, 0.2 / fig.get_figheight(), 0.4, 0.15 / fig.get_figheight()))
+        key = fig.colorbar(ScalarMappable(Normalize(-1 if signed else 0, 1), "bwr" if signed else "inferno"), cax=cax,
+                           orientation="horizontal")
+        key.set_ticks([-1, 0, 1] if signed else [0, 1], labels=["lowers", "0", "raises"] if signed else ["0", "most"])
+        key.set_label("saliency of the similarity: " + ("effect on it" if signed else "how much each region matters"),
+                      fontsize=9)
     return fig
 
 
