@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test unit notebooks lint figures slides data demo-figure clean
+.PHONY: setup test unit quick notebooks lint figures slides data demo-figure clean
 
 setup: $(STAMP)
 
@@ -20,10 +20,14 @@ test: unit notebooks
 unit: setup
 	$(PY) -m pytest
 
+# the edit-test loop: everything but the tests marked slow (training, export, several processes)
+quick: setup
+	$(PY) -m pytest -m "not slow"
+
 notebooks: setup
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
 		TTL_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest --nbval --nbval-current-env -p no:python notebooks/ && \
-		$(PY) -m ttl_utils.slides --figures artifacts/figures-smoke; \
+		$(PY) -m ttl_utils.present.slides --figures artifacts/figures-smoke; \
 	else echo "No notebooks yet: nothing for nbval to run."; fi
 
 lint: setup
@@ -33,7 +37,7 @@ figures: setup
 	$(PY) tools/run_notebooks.py
 
 slides: setup
-	$(PY) -m ttl_utils.slides $(if $(FIGURES),--figures $(FIGURES))
+	$(PY) -m ttl_utils.present.slides $(if $(FIGURES),--figures $(FIGURES))
 
 data: setup
 	$(PY) -m ttl_utils download

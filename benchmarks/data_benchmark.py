@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ttl_utils.data import load_pairs
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.models import build_embedder
-from ttl_utils.retrieval import embed, rank_of_match, recall_at_k
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.folders import load_pairs
+from ttl_utils.evaluate.embeddings import embed
+from ttl_utils.evaluate.metrics import recall_at_k
+from ttl_utils.evaluate.ranking import rank_of_match
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
 
 
 def timed(label: str, fn):

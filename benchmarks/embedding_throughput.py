@@ -28,12 +28,13 @@ from pathlib import Path
 
 import torch
 
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.engine import engine_name, frozen_maps
-from ttl_utils.loading import decode_threads
-from ttl_utils.models import BACKBONES, build_embedder
-from ttl_utils.retrieval import embed
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.evaluate.embeddings import embed
+from ttl_utils.models.backbones import BACKBONES
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.engine import engine_name, frozen_maps
+from ttl_utils.models.preprocessing import Preprocessing
+from ttl_utils.runtime import decode_threads
 
 GOAL_IMAGES_S, GOAL_GAP = 85.0, 0.15
 

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 
 from ttl_utils.config import get_profile
-from ttl_utils.data import load_pairs
-from ttl_utils.evaluation import embed_pairs
-from ttl_utils.models import build_embedder, load_checkpoint
-from ttl_utils.retrieval import rank_of_match
-from ttl_utils.splits import split_pairs
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.folders import load_pairs
+from ttl_utils.data.splits import split_pairs
+from ttl_utils.evaluate.embeddings import embed_pairs
+from ttl_utils.evaluate.ranking import rank_of_match
+from ttl_utils.models.checkpoints import load_checkpoint
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
 
 GOAL_DIFF, NEAR_TIE = 1e-4, 1e-4
 

@@ -27,11 +27,12 @@ import torch
 from PIL import Image
 
 from ttl_utils.config import get_profile
-from ttl_utils.find import embed_queries, search
-from ttl_utils.finetune import build_model, zero_shot_reference
-from ttl_utils.recipes import FinetuneConfig
+from ttl_utils.evaluate.embeddings import embed_queries
+from ttl_utils.evaluate.ranking import search
+from ttl_utils.models.preprocessing import Preprocessing
 from ttl_utils.runtime import physical_memory
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.train.finetune import build_model, zero_shot_reference
+from ttl_utils.train.recipes import FinetuneConfig
 
 GOAL_S, GOAL_SIZE = 1.0, 6016
 

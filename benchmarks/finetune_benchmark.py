@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 
 from ttl_utils.cli import main as ttl_main
-from ttl_utils.finetune import state_path
 from ttl_utils.storage import load_torch
+from ttl_utils.train.state import state_path
 
 GOAL_S = 15 * 60
 TTL_DEV = Path(__file__).resolve().parents[2] / "shared" / "ttl-dev"

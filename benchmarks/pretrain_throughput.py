@@ -30,9 +30,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.models import Embedder, build_backbone
-from ttl_utils.pretrain import BarlowTwins, ImageFolderImages, PretrainConfig, pretrain
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.models.backbones import build_backbone
+from ttl_utils.models.embedder import Embedder
+from ttl_utils.train.pretrain import BarlowTwins, ImageFolderImages, pretrain
+from ttl_utils.train.recipes import PretrainConfig
 
 
 def _sync(device: torch.device) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from ttl_utils.data import load_pairs
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.models import build_embedder
-from ttl_utils.saliency import METHODS, attribute, similarity_decomposition
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.folders import load_pairs
+from ttl_utils.explain.saliency import METHODS, attribute, similarity_decomposition
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
 
 
 def main() -> None:

@@ -69,11 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
 def _measure(args: argparse.Namespace, scratch: Path) -> dict:
     from dataclasses import replace
 
-    from ttl_utils.compare import compare_models
     from ttl_utils.config import get_profile
-    from ttl_utils.data import resolve_pairs
-    from ttl_utils.results import study_resnet50
-    from ttl_utils.splits import split_pairs
+    from ttl_utils.data.folders import resolve_pairs
+    from ttl_utils.data.splits import split_pairs
+    from ttl_utils.evaluate.compare import compare_models
+    from ttl_utils.pipeline import study_resnet50
 
     profile = get_profile(args.profile)
     if args.image_size:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ttl_utils.demo import make_demo_pairs
+from ttl_utils.data.demo import make_demo_pairs
 
 TTL_DEV = Path(__file__).resolve().parents[2] / "shared" / "ttl-dev"
 
@@ -20,8 +20,6 @@ def isolated_project(tmp_path, monkeypatch):
     monkeypatch.setenv("TTL_HOME", str(home))
     monkeypatch.delenv("TTL_DATA", raising=False)
     monkeypatch.delenv("TTL_PROFILE", raising=False)
-    monkeypatch.setattr("ttl_utils.plots._figures_folder", None)  # the folder an earlier test's setup() chose
-    monkeypatch.setattr("ttl_utils.plots._stamp", None)  # and the stamp
     return home
 
 

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from conftest import write_official
 
-from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_split, inner_splits, pair_ranks
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.finetune import FinetuneConfig
-from ttl_utils.models import build_embedder, save_checkpoint
-from ttl_utils.retrieval import mean_reciprocal_rank
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.evaluate.metrics import mean_reciprocal_rank
+from ttl_utils.evaluate.report import format_rows
+from ttl_utils.models.checkpoints import save_checkpoint
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
+from ttl_utils.train.ablation import compare_variants, inner_split, inner_splits, pair_ranks
+from ttl_utils.train.recipes import RECIPES, FinetuneConfig
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
@@ -35,6 +37,7 @@ def test_inner_split_holds_out_the_last_pairs():
     assert len(inner_splits(train, holdout=3)) == 1
 
 
+@pytest.mark.slow
 def test_compare_variants_scores_each_against_zero_shot(tmp_path):
     fit, held_out = inner_split(make_demo_pairs(40, 32, seed=5), holdout=12)
     base = FinetuneConfig(out="", image_size=32, batch_size=8, epochs=2, views=1, workers=0, select_k=5)
@@ -58,6 +61,7 @@ def test_compare_variants_scores_each_against_zero_shot(tmp_path):
         compare_variants(base, [(fit, held_out)], ["best"])
 
 
+@pytest.mark.slow
 def test_both_ways_pools_the_two_held_out_sets_and_gains_can_be_over_a_variant():
     train = make_demo_pairs(40, 32, seed=5)
     base = FinetuneConfig(out="", image_size=32, batch_size=8, epochs=1, views=1, workers=0, select_k=5)
@@ -77,10 +81,11 @@ def test_both_ways_pools_the_two_held_out_sets_and_gains_can_be_over_a_variant()
         compare_variants(base, inner_splits(train, 12), ["mine"], mine, against="infonce")
 
 
-def test_every_variant_is_a_valid_setting():
-    for name, settings in VARIANTS.items():
-        assert {"loss", "layers", "grid", "unfreeze"} <= set(settings), name  # so they do not drift with the defaults
-        assert FinetuneConfig(out="", **settings), name
+def test_every_recipe_is_a_valid_setting():
+    for slug, recipe in RECIPES.items():
+        assert recipe.slug == slug and recipe.label
+        assert {"loss", "layers", "grid", "unfreeze"} <= set(recipe.settings), slug  # so they do not drift with the defaults
+        assert FinetuneConfig(out="", **recipe.settings), slug
 
 
 def _script():
@@ -90,6 +95,7 @@ def _script():
     return module
 
 
+@pytest.mark.slow
 def test_the_script_prints_the_table_and_explains_bad_input(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     data = write_official(tmp_path / "a", n=20)
@@ -113,6 +119,7 @@ def test_the_script_prints_the_table_and_explains_bad_input(tmp_path, capsys, mo
     assert "| infonce-ms-frozen@init |" in printed and "| infonce-ms-frozen |" not in printed
 
 
+@pytest.mark.slow
 def test_the_script_compares_two_variants_both_ways(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     data = write_official(tmp_path / "a", n=20)

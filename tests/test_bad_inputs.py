@@ -23,16 +23,18 @@ from PIL import Image
 
 from ttl_utils import digests as DIGESTS
 from ttl_utils.cli import main
-from ttl_utils.data import load_pairs, write_pairs
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.download import DownloadError, _read_checksums
-from ttl_utils.evaluation import embed_pairs
-from ttl_utils.find import Gallery, gallery_embeddings
-from ttl_utils.inputs import decode_workers, why_unreadable
-from ttl_utils.models import CheckpointError, build_embedder, load_checkpoint, save_checkpoint
-from ttl_utils.pairs import UnreadableImage, open_rgb, to_rgb
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.download import DownloadError, _read_checksums
+from ttl_utils.data.folders import load_pairs, write_pairs
+from ttl_utils.data.gallery import Gallery
+from ttl_utils.data.inputs import why_unreadable
+from ttl_utils.data.pairs import UnreadableImage, open_rgb, to_rgb
+from ttl_utils.evaluate.embeddings import embed_pairs, gallery_embeddings
+from ttl_utils.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
+from ttl_utils.runtime import decode_workers
 from ttl_utils.storage import BusyError, exclusive, remove_stale_temporaries, save_json
-from ttl_utils.transforms import Preprocessing
 
 SMALL = Preprocessing.for_size(32)
 
@@ -56,6 +58,7 @@ def _bmp_dataset(root: Path, n: int = 6) -> Path:
 
 # --- 1. caches keyed by content -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_size_content_swap_changes_the_fingerprint_and_the_embeddings(tmp_path, caplog):
     data = _bmp_dataset(tmp_path / "bmp")
     embedder = build_embedder("efficientnet_lite0", None)
@@ -76,6 +79,7 @@ def test_same_size_content_swap_changes_the_fingerprint_and_the_embeddings(tmp_p
     assert torch.allclose(cached_right, fresh_right)
 
 
+@pytest.mark.slow
 def test_touch_without_change_recomputes_nothing_and_one_changed_file_only_itself(tmp_path, monkeypatch, caplog):
     data = _bmp_dataset(tmp_path / "bmp")
     calls = []
@@ -105,6 +109,7 @@ FT = ["--epochs", "1", "--image-size", "32", "--batch-size", "4", "--views", "1"
       "--split", "all"]
 
 
+@pytest.mark.slow
 def test_finetune_resume_on_other_data_is_refused(tmp_path, capsys):
     a, b = write_official(tmp_path / "a", n=8), _bmp_dataset(tmp_path / "b", n=8)
     out = tmp_path / "r.pt"
@@ -115,6 +120,7 @@ def test_finetune_resume_on_other_data_is_refused(tmp_path, capsys):
     assert out.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_pretrain_resume_with_other_backbone_or_images_is_refused(tmp_path, capsys):
     images = write_pairs(make_demo_pairs(8, 40, seed=5), tmp_path / "imgs")
     out = tmp_path / "bt.pt"
@@ -182,6 +188,7 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) * 2 // 3])  # the header survives, the pixels do not
 
 
+@pytest.mark.slow
 def test_an_image_truncated_mid_run_is_one_line_naming_it_and_check(tmp_path, capsys):
     data = write_official(tmp_path / "ttl", n=6, size=48)
     _truncate(data / "right" / "00004.jpg")
@@ -287,6 +294,7 @@ def test_pretrain_with_fewer_images_than_a_batch_is_refused(tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_leftover_temporaries_are_cleaned_and_a_resumed_log_has_no_duplicates(tmp_path):
     target = tmp_path / "run.pt"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -300,7 +308,8 @@ def test_leftover_temporaries_are_cleaned_and_a_resumed_log_has_no_duplicates(tm
     assert not leftover.exists() and mine.exists() and target.is_file()
     assert remove_stale_temporaries(target) == []
 
-    from ttl_utils.pretrain import PretrainConfig, pretrain
+    from ttl_utils.train.pretrain import pretrain
+    from ttl_utils.train.recipes import PretrainConfig
     images = write_pairs(make_demo_pairs(8, 40, seed=5), tmp_path / "imgs")
     config = PretrainConfig(data=str(images), out=str(tmp_path / "bt.pt"), backbone="resnet18", init="none", epochs=1,
                             batch_size=8, image_size=32, projector=(32, 32), workers=0, log_every=1)
@@ -376,6 +385,7 @@ def test_a_second_run_on_the_same_out_is_refused_and_a_killed_one_s_lock_is_take
         assert (tmp_path / "ft.pt.lock").read_text() == f"{_host()} {os.getpid()}"
 
 
+@pytest.mark.slow
 def test_a_small_split_and_a_checkpoint_evaluated_on_its_training_pairs_are_warned(tmp_path, capsys, caplog):
     data = write_official(tmp_path / "ttl", n=10, size=32)
     out = tmp_path / "all.pt"
@@ -390,10 +400,11 @@ def test_a_small_split_and_a_checkpoint_evaluated_on_its_training_pairs_are_warn
     assert "has 1 pair(s) to rank: too few (at least 2); its test split is small, use --split all." in line
 
 
+@pytest.mark.slow
 def test_what_a_fresh_eyes_review_found(tmp_path, monkeypatch, capsys, caplog):
-    from ttl_utils.inputs import header_problem
-    from ttl_utils.models import build_embedder
-    from ttl_utils.runtime import model_fingerprint
+    from ttl_utils.data.inputs import header_problem
+    from ttl_utils.digests import model_fingerprint
+    from ttl_utils.models.embedder import build_embedder
 
     assert "argument --image-size: 8: at least 32 pixels" in _one_line_error(capsys, ["evaluate", "--image-size", "8"])
     assert "argument --workers: -1: give 0 or more" in _one_line_error(capsys, ["evaluate", "--workers", "-1"])

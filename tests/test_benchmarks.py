@@ -18,6 +18,7 @@ def _load(name: str):
     return module
 
 
+@pytest.mark.slow
 def test_pretrain_throughput_measures_every_part(capsys):
     bench = _load("pretrain_throughput")
     results = bench.main(["--backbone", "resnet18", "--image-size", "32", "--batch-size", "4", "--projector", "32-32",
@@ -28,6 +29,7 @@ def test_pretrain_throughput_measures_every_part(capsys):
     assert "resnet18, 32 px, batch 4" in out and "images/s" in out
 
 
+@pytest.mark.slow
 def test_finetune_benchmark_times_the_command_and_reports_memory(tmp_path, capsys):
     bench = _load("finetune_benchmark")
     data = write_official(tmp_path / "a", n=8)
@@ -50,6 +52,7 @@ def test_finetune_benchmark_stops_with_the_command_s_error(tmp_path, capsys):
     assert "cached trunk ends at layer2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_study_resnet50_benchmark_runs_the_rows_on_stand_in_weights(tmp_path, monkeypatch, capsys):
     bench = _load("study_resnet50")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "untouched"))  # the script sets its own; restored after
@@ -62,6 +65,7 @@ def test_study_resnet50_benchmark_runs_the_rows_on_stand_in_weights(tmp_path, mo
     assert not (tmp_path / "untouched").exists()  # stand-in weights went to the script's own folder
 
 
+@pytest.mark.slow
 def test_find_latency_benchmark_times_queries_for_each_size(capsys):
     bench = _load("find_latency")
     rows = bench.main(["--sizes", "50,200", "--queries", "2", "--image-size", "32"])
@@ -72,6 +76,7 @@ def test_find_latency_benchmark_times_queries_for_each_size(capsys):
     assert "goal: median under 1.0 s at 6016 pictures" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_check_memory_benchmark_measures_check_and_the_pixel_limit(monkeypatch, capsys):
     bench = _load("check_memory")
     monkeypatch.setenv("TTL_MAX_PIXELS", "1000000")  # a 1200 x 1200 picture is then over the limit
@@ -82,6 +87,7 @@ def test_check_memory_benchmark_measures_check_and_the_pixel_limit(monkeypatch, 
     assert "check on 1 pairs of 600 x 600 JPEGs" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_embedding_throughput_benchmark_reports_the_three_paths(capsys):
     bench = _load("embedding_throughput")
     rows = bench.main(["--images", "8", "--image-size", "32", "--batch-size", "4"])

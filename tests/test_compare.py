@@ -15,15 +15,26 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from conftest import write_official  # noqa: E402
 
-from ttl_utils import compare as C  # noqa: E402
 from ttl_utils.cli import main  # noqa: E402
 from ttl_utils.config import get_profile  # noqa: E402
-from ttl_utils.demo import make_demo_pairs  # noqa: E402
-from ttl_utils.models import build_embedder, save_checkpoint  # noqa: E402
-from ttl_utils.plots import comparison_figures, rank_frequency_plot  # noqa: E402
-from ttl_utils.retrieval import cmc_band  # noqa: E402
-from ttl_utils.runtime import model_fingerprint  # noqa: E402
-from ttl_utils.transforms import Preprocessing  # noqa: E402
+from ttl_utils.data.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.digests import model_fingerprint  # noqa: E402
+from ttl_utils.evaluate.compare import compare_models
+from ttl_utils.evaluate.metrics import (
+    DIRECTIONS,
+    Ranked,
+    cmc_band,  # noqa: E402
+    disagreements,
+)
+from ttl_utils.evaluate.ranking import rank_pairs
+from ttl_utils.evaluate.report import comparison_table, format_comparison, unique_names, verdicts
+from ttl_utils.models.checkpoints import (
+    load_model,
+    save_checkpoint,  # noqa: E402
+)
+from ttl_utils.models.embedder import build_embedder  # noqa: E402
+from ttl_utils.models.preprocessing import Preprocessing  # noqa: E402
+from ttl_utils.present.plots import comparison_figures, rank_frequency_plot  # noqa: E402
 
 
 def embeddings(n: int, noise: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,28 +45,28 @@ def embeddings(n: int, noise: float, seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 def test_a_model_compared_with_itself_gains_nothing():
-    ranked = [C.rank_embeddings("A", *embeddings(60, 0.8)), C.rank_embeddings("A again", *embeddings(60, 0.8))]
-    table = C.comparison_table(ranked, n_bootstrap=100)
-    assert list(table.index.get_level_values("direction").unique()) == list(C.DIRECTIONS)
+    ranked = [rank_pairs("A", *embeddings(60, 0.8)), rank_pairs("A again", *embeddings(60, 0.8))]
+    table = comparison_table(ranked, n_bootstrap=100)
+    assert list(table.index.get_level_values("direction").unique()) == list(DIRECTIONS)
     assert table.loc[("left -> right", "A again"), "R@1 gain"] == "+0.000 [+0.000, +0.000]"
     assert table.loc[("right -> left", "A again"), "MRR gain"] == "+0.000 [+0.000, +0.000]"
     assert table.loc[("left -> right", "A"), "R@1 gain"] == ""  # the reference has no gain over itself
-    assert C.verdicts(ranked, n_bootstrap=100) == ["A again vs A: no clear difference (R@1 +0.000 [+0.000, +0.000])"]
+    assert verdicts(ranked, n_bootstrap=100) == ["A again vs A: no clear difference (R@1 +0.000 [+0.000, +0.000])"]
 
 
 def test_a_better_model_is_found_better_whichever_comes_first():
-    good, bad = C.rank_embeddings("good", *embeddings(80, 0.3)), C.rank_embeddings("bad", *embeddings(80, 3.0, seed=1))
-    assert C.verdicts([bad, good], n_bootstrap=200)[0].startswith("good finds the partner first more often than bad: +")
-    line = C.verdicts([good, bad], n_bootstrap=200)[0]
+    good, bad = rank_pairs("good", *embeddings(80, 0.3)), rank_pairs("bad", *embeddings(80, 3.0, seed=1))
+    assert verdicts([bad, good], n_bootstrap=200)[0].startswith("good finds the partner first more often than bad: +")
+    line = verdicts([good, bad], n_bootstrap=200)[0]
     assert line.startswith("good finds the partner first more often than bad: +")
-    gain = C.comparison_table([bad, good], n_bootstrap=200).loc[("left -> right", "good"), "R@1 gain"]
+    gain = comparison_table([bad, good], n_bootstrap=200).loc[("left -> right", "good"), "R@1 gain"]
     assert float(gain.split()[0]) > 0.3
-    text = C.format_comparison(C.comparison_table([bad, good], n_bootstrap=50), ["x"], "title")
+    text = format_comparison(comparison_table([bad, good], n_bootstrap=50), ["x"], "title")
     assert text.startswith("title") and "right -> left, paired gain over bad:" in text and "- x" in text
 
 
 def test_the_table_has_every_metric_with_its_interval():
-    table = C.comparison_table([C.rank_embeddings("A", *embeddings(30, 1.0))], n_bootstrap=50)
+    table = comparison_table([rank_pairs("A", *embeddings(30, 1.0))], n_bootstrap=50)
     assert list(table.columns) == ["N", "R@1", "R@5", "R@10", "R@25", "median rank", "MRR", "top-2 of 20"]
     assert table.loc[("left -> right", "A"), "N"] == "30"
     value, low, high = (float(x.strip("[],")) for x in table.loc[("left -> right", "A"), "R@5"].split())
@@ -63,32 +74,32 @@ def test_the_table_has_every_metric_with_its_interval():
 
 
 def test_a_pair_scorer_without_the_way_back_joins_the_table():
-    model = C.rank_embeddings("embedding", *embeddings(30, 1.0))
-    scorer = C.Ranked("scorer", {"left -> right": np.arange(1, 31), "right -> left": None},
+    model = rank_pairs("embedding", *embeddings(30, 1.0))
+    scorer = Ranked("scorer", {"left -> right": np.arange(1, 31), "right -> left": None},
                       {"left -> right": None, "right -> left": None})
-    table = C.comparison_table([model, scorer], n_bootstrap=50)
+    table = comparison_table([model, scorer], n_bootstrap=50)
     assert ("right -> left", "scorer") not in table.index
     assert table.loc[("left -> right", "scorer"), "top-2 of 20"] == "n/a"
     with pytest.raises(ValueError, match="same pairs"):
-        C.comparison_table([model, C.rank_embeddings("fewer", *embeddings(20, 1.0))])
+        comparison_table([model, rank_pairs("fewer", *embeddings(20, 1.0))])
 
 
 def test_disagreements_and_unique_names():
     a, b = np.array([1, 2, 30, 7, 3]), np.array([40, 3, 1, 2, 9])
-    only_a, only_b = C.disagreements(a, b, k=5)
+    only_a, only_b = disagreements(a, b, k=5)
     assert only_a.tolist() == [0, 4] and only_b.tolist() == [2, 3]
-    assert C.unique_names(["m", "n", "m", "m"]) == ["m", "n", "m (2)", "m (3)"]
+    assert unique_names(["m", "n", "m", "m"]) == ["m", "n", "m (2)", "m (3)"]
 
 
 def test_load_model_says_in_one_line_what_is_wrong(tmp_path):
     profile = get_profile("smoke")
     with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
-        C.load_model(str(tmp_path / "missing.pt"), profile)
+        load_model(str(tmp_path / "missing.pt"), profile)
     with pytest.raises(ValueError, match="neither a checkpoint file nor a backbone"):
-        C.load_model("alexnet", profile)
-    embedder, preprocessing = C.load_model("efficientnet_lite0:none", profile)
+        load_model("alexnet", profile)
+    embedder, preprocessing = load_model("efficientnet_lite0:none", profile)
     assert embedder.describe()["weights"] is None and preprocessing.crop == profile.image_size
-    again, _ = C.load_model("efficientnet_lite0:none", profile)  # seeded: the same random weights, so cached
+    again, _ = load_model("efficientnet_lite0:none", profile)  # seeded: the same random weights, so cached
     assert model_fingerprint(again) == model_fingerprint(embedder)
 
 
@@ -109,6 +120,7 @@ def test_comparison_figures_count_ranks_and_band_the_curve():
     assert np.all(low <= curve + 1e-12) and np.all(curve <= high + 1e-12)
 
 
+@pytest.mark.slow
 def test_cli_compare_twice_second_run_from_the_cache(tmp_path, monkeypatch, capsys, caplog):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     checkpoint = save_checkpoint(tmp_path / "m.pt", build_embedder("efficientnet_lite0", None),
@@ -146,11 +158,12 @@ def test_cli_compare_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert "one name per MODEL (1 models, 2 names)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_study_resnet50_rows_from_stand_in_weights_end_to_end(tmp_path, monkeypatch, capsys):
     """The study's rows with weight files of the right shapes in torch.hub's cache: no network."""
     import torchvision
 
-    from ttl_utils.results import missing_study_weights, study_resnet50
+    from ttl_utils.pipeline import missing_study_weights, study_resnet50
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("TTL_PROFILE", "smoke")
@@ -171,9 +184,9 @@ def test_study_resnet50_rows_from_stand_in_weights_end_to_end(tmp_path, monkeypa
                             "ResNet-50 Barlow Twins, zero-shot", "ResNet-50 Barlow Twins, fine-tuned"]
     tuned = models["ResNet-50 Barlow Twins, fine-tuned"][0]
     assert tuned.describe()["weights"] == "barlowtwins+finetune" and tuned.layers == ("layer4",)
-    ranked = C.compare_models(models, pairs, num_workers=0)
+    ranked = compare_models(models, pairs, num_workers=0)
     assert [m.n_queries for m in ranked] == [16] * 4
-    assert len(C.verdicts(ranked, n_bootstrap=50)) == 3
+    assert len(verdicts(ranked, n_bootstrap=50)) == 3
     data = write_official(tmp_path / "ttl", n=6, size=32)
     assert main(["-q", "compare", "resnet50", "resnet50:barlowtwins", "--data", str(data), "--split", "all",
                  "--workers", "0"]) == 0

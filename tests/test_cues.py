@@ -8,10 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ttl_utils.cues import CUES, CuePreprocessing, cue_embeddings, cue_findings, cue_table, margins, remove_cue
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.models import build_embedder
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.evaluate.embeddings import cue_embeddings
+from ttl_utils.explain.cues import cue_findings, cue_table, margins
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import CUES, CuePreprocessing, Preprocessing, remove_cue
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def test_cue_embeddings_embed_every_pair_once_a_cue_as_unit_vectors():
 
 
 def test_cue_headline_orders_the_costs_and_names_the_cue_only_when_it_clearly_matters():
-    from ttl_utils.cues import cue_headline
+    from ttl_utils.explain.cues import cue_headline
 
     table = _table()
     line = cue_headline(table, "all")

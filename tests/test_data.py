@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import TTL_DEV, write_csv_layout, write_official
 
-from ttl_utils.data import SHOW_AT_MOST, load_pairs, resolve_pairs, write_pairs
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.pairs import DatasetError
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.folders import SHOW_AT_MOST, load_pairs, resolve_pairs, write_pairs
+from ttl_utils.data.pairs import DatasetError
 
 
 def test_official_layout_pairs_by_name_in_sorted_order(official):
@@ -238,6 +238,7 @@ def test_write_pairs_round_trips_through_load_pairs(tmp_path):
     assert np.array_equal(np.asarray(pairs.right_image(2)), demo.right[2])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not TTL_DEV.is_dir(), reason="../shared/ttl-dev is not here")
 def test_real_ttl_dev_loads_in_both_layouts(tmp_path):
     pairs = load_pairs(TTL_DEV, validate=True)

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from ttl_utils.demo import make_demo_pairs, render_demo_pair
-from ttl_utils.models import build_embedder
-from ttl_utils.retrieval import embed, rank_of_match, recall_at_k
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs, render_demo_pair
+from ttl_utils.evaluate.embeddings import embed
+from ttl_utils.evaluate.metrics import recall_at_k
+from ttl_utils.evaluate.ranking import rank_of_match
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
 
 
 def test_same_seed_same_pixels_and_prefix_stable():

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ttl_utils import download as dl
 from ttl_utils.cli import main
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.download import DownloadError, download_ttl, install_archives, sha256_of
+from ttl_utils.data import download as dl
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.download import DownloadError, download_ttl, install_archives
+from ttl_utils.digests import sha256_file
 
 N = 5
 
@@ -45,7 +46,7 @@ def test_install_extracts_flat_records_checksums_and_loads(archives, tmp_path):
     dest = install_archives(*archives, dest=tmp_path / "ttl", expected_images=N)
     assert sorted(p.name for p in (dest / "left").iterdir()) == [f"{i:05d}.jpg" for i in range(N)]
     sums = (dest / "SHA256SUMS").read_text().splitlines()
-    assert sums == [f"{sha256_of(archives[0])}  left.zip", f"{sha256_of(archives[1])}  right.zip"]
+    assert sums == [f"{sha256_file(archives[0])}  left.zip", f"{sha256_file(archives[1])}  right.zip"]
     assert not list(dest.glob(".*partial*"))
 
 

@@ -7,14 +7,15 @@ import logging
 import pytest
 import torch
 
-from ttl_utils import engine as ENGINE
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.engine import engine_name, frozen_maps, onnx_path
-from ttl_utils.models import BACKBONES, LAYERS, build_backbone, build_embedder
-from ttl_utils.recipes import FinetuneConfig
-from ttl_utils.retrieval import embed
-from ttl_utils.transforms import Preprocessing
-from ttl_utils.trunk import trunk_runner
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.evaluate.embeddings import embed
+from ttl_utils.models import engine as ENGINE
+from ttl_utils.models.backbones import BACKBONES, LAYERS, build_backbone
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.engine import engine_name, frozen_maps, onnx_path
+from ttl_utils.models.preprocessing import Preprocessing
+from ttl_utils.train.recipes import FinetuneConfig
+from ttl_utils.train.trunk import trunk_runner
 
 
 def _torch_maps(backbone, layers, x, start="layer1"):
@@ -22,6 +23,7 @@ def _torch_maps(backbone, layers, x, start="layer1"):
         return backbone(x, layers, start)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_backbone_s_maps_match_torch(name):
     torch.manual_seed(0)
@@ -37,6 +39,7 @@ def test_every_backbone_s_maps_match_torch(name):
     assert onnx_path(backbone, LAYERS, "layer1", (3, 64, 64)).is_file()
 
 
+@pytest.mark.slow
 def test_embeddings_of_real_pictures_match_the_torch_path_within_1e4(monkeypatch):
     pairs = make_demo_pairs(12, 64, seed=2)
     embedder = build_embedder("efficientnet_lite0", "imagenet", ("layer3", "layer4"), grid=2)
@@ -90,6 +93,7 @@ def test_a_failed_export_falls_back_to_torch_with_one_warning(monkeypatch, caplo
     assert not list(onnx_path(backbone, ("layer3",), "layer1", (3, 32, 32)).parent.glob("*.onnx"))
 
 
+@pytest.mark.slow
 def test_the_trunk_through_the_engine_matches_torch_and_leaves_training_modes_alone():
     embedder = build_embedder("efficientnet_lite0", "imagenet", ("layer3", "layer4"))
     config = FinetuneConfig(out="", backbone="efficientnet_lite0", unfreeze=1, image_size=32)

@@ -8,14 +8,15 @@ import pytest
 import torch
 from conftest import write_csv_layout
 
-from ttl_utils import evaluation
 from ttl_utils.cli import main
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.evaluation import evaluate_model
-from ttl_utils.models import build_embedder
-from ttl_utils.report import RECALL_KS, format_report
-from ttl_utils.runtime import model_fingerprint
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.digests import model_fingerprint
+from ttl_utils.evaluate import embeddings as evaluation
+from ttl_utils.evaluate.compare import evaluate_model
+from ttl_utils.evaluate.metrics import RECALL_KS
+from ttl_utils.evaluate.report import format_report
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,7 @@ def small_model():
     return build_embedder("efficientnet_lite0")
 
 
+@pytest.mark.slow
 def test_report_has_every_metric_in_both_directions(small_model):
     pairs = make_demo_pairs(30, 32)
     report = evaluate_model(small_model, Preprocessing(resize=32, crop=32), pairs, num_workers=0, n_bootstrap=50)
@@ -38,6 +40,7 @@ def test_report_has_every_metric_in_both_directions(small_model):
     assert "left -> right" in table and "R@25" in table and "top-2 of 20" in table
 
 
+@pytest.mark.slow
 def test_embeddings_are_cached_by_model_preprocessing_and_data(small_model, monkeypatch, isolated_project):
     pairs = make_demo_pairs(6, 32)
     pre = Preprocessing(resize=32, crop=32)
@@ -63,6 +66,7 @@ def test_model_fingerprint_follows_the_weights():
     assert model_fingerprint(a) == model_fingerprint(b)
 
 
+@pytest.mark.slow
 def test_cli_evaluate_on_demo_data_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     out = tmp_path / "out.json"
@@ -77,8 +81,9 @@ def test_cli_evaluate_on_demo_data_writes_json(tmp_path, monkeypatch, capsys):
     assert "ranks" not in result
 
 
+@pytest.mark.slow
 def test_cli_evaluate_on_a_pairs_csv_folder_with_a_checkpoint(tmp_path, capsys):
-    from ttl_utils.models import save_checkpoint
+    from ttl_utils.models.checkpoints import save_checkpoint
 
     root = write_csv_layout(tmp_path / "csv", n=24)
     ckpt = save_checkpoint(tmp_path / "m.pt", build_embedder("efficientnet_lite0", layers=("layer3",)),
@@ -93,6 +98,7 @@ def test_cli_evaluate_on_a_pairs_csv_folder_with_a_checkpoint(tmp_path, capsys):
     assert "a checkpoint keeps the grid it was trained with" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_evaluate_with_a_grid_reports_it(tmp_path, capsys):
     root = write_csv_layout(tmp_path / "csv", n=12)
     out = tmp_path / "o.json"

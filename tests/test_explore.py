@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.explore import image_findings, image_summary, image_table, near_duplicates
-from ttl_utils.faces import agreement_table, count_faces, face_counts, face_table, split_by_faces
-from ttl_utils.pairs import PairSet
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.explore import image_findings, image_summary, image_table, near_duplicates
+from ttl_utils.data.faces import agreement_table, count_faces, face_counts, face_table, split_by_faces
+from ttl_utils.data.pairs import PairSet
 
 
 def _pairs_of(left: list[np.ndarray], right: list[np.ndarray]) -> PairSet:
@@ -103,7 +103,7 @@ def test_face_counts_and_the_split_into_generic_and_face_pairs():
 
 
 def test_face_table_is_counted_once_per_data_set_and_gives_the_generic_subset(monkeypatch):
-    from ttl_utils import faces as F
+    from ttl_utils.data import faces as F
 
     plain = np.zeros((8, 8, 3), np.uint8)
     marked = np.full((8, 8, 3), 255, np.uint8)  # the stand-in detector "finds a face" in a white image
@@ -124,7 +124,7 @@ def test_face_table_is_counted_once_per_data_set_and_gives_the_generic_subset(mo
 
 
 def test_duplicate_threshold_comes_from_non_partner_images_and_never_falls_below_the_floor():
-    from ttl_utils.explore import duplicate_threshold
+    from ttl_utils.data.explore import duplicate_threshold
 
     g = torch.Generator().manual_seed(0)
     left = torch.randn(30, 8, generator=g)

@@ -16,17 +16,22 @@ import torch  # noqa: E402
 from conftest import write_official  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ttl_utils import find as FIND  # noqa: E402
 from ttl_utils.cli import main  # noqa: E402
 from ttl_utils.config import get_profile  # noqa: E402
-from ttl_utils.data import load_pairs  # noqa: E402
-from ttl_utils.inputs import InputError, read_image  # noqa: E402
-from ttl_utils.models import build_embedder, save_checkpoint  # noqa: E402
-from ttl_utils.plots import lookalike_grid  # noqa: E402
-from ttl_utils.recipes import SaliencySettings  # noqa: E402
-from ttl_utils.results import chosen_if_trained, finetuned  # noqa: E402
-from ttl_utils.splits import split_pairs  # noqa: E402
-from ttl_utils.transforms import Preprocessing  # noqa: E402
+from ttl_utils.data.folders import load_pairs  # noqa: E402
+from ttl_utils.data.gallery import Gallery
+from ttl_utils.data.inputs import InputError, read_image  # noqa: E402
+from ttl_utils.data.splits import split_pairs  # noqa: E402
+from ttl_utils.evaluate import embeddings as EMBEDDINGS
+from ttl_utils.evaluate.embeddings import gallery_embeddings
+from ttl_utils.evaluate.ranking import partner_ranks, search
+from ttl_utils.find import Match, choose_model, find_lookalikes, lookalike_picker, lookalike_rows
+from ttl_utils.models.checkpoints import save_checkpoint  # noqa: E402
+from ttl_utils.models.embedder import build_embedder  # noqa: E402
+from ttl_utils.models.preprocessing import Preprocessing  # noqa: E402
+from ttl_utils.pipeline import chosen_if_trained, finetuned  # noqa: E402
+from ttl_utils.present.pictures import lookalike_grid  # noqa: E402
+from ttl_utils.train.recipes import SaliencySettings  # noqa: E402
 
 SMALL = Preprocessing(resize=32, crop=32)
 
@@ -43,30 +48,31 @@ def picture(seed: int, size: int = 48) -> Image.Image:
 def counting_embed(monkeypatch) -> list[int]:
     """Record how many pictures each gallery embedding pass embeds."""
     counts: list[int] = []
-    real = FIND.embed
+    real = EMBEDDINGS.embed
 
     def embed(model, images, *args, **kwargs):
         counts.append(len(images))
         return real(model, images, *args, **kwargs)
 
-    monkeypatch.setattr(FIND, "embed", embed)
+    monkeypatch.setattr(EMBEDDINGS, "embed", embed)
     return counts
 
 
+@pytest.mark.slow
 def test_the_partner_of_a_demo_pair_is_found_by_a_seeded_fine_tuned_model(tmp_path):
     profile = get_profile("smoke")
     data = write_official(tmp_path / "ttl", n=80, size=64)
     pairs = load_pairs(data)
-    assert "zero-shot (no fine-tuned model" in FIND.choose_model(profile, None, data)[2]
+    assert "zero-shot (no fine-tuned model" in choose_model(profile, None, data)[2]
     result = finetuned(profile, pairs)  # seeded: the same weights every run
     assert chosen_if_trained(profile, pairs) == result.checkpoint
-    embedder, preprocessing, described = FIND.choose_model(profile, None, data)  # now the default
+    embedder, preprocessing, described = choose_model(profile, None, data)  # now the default
     assert described == f"the chosen fine-tuned model of {pairs.name} ({result.checkpoint})"
     test = split_pairs(pairs)["test"]
-    kept, vectors = FIND.gallery_embeddings(embedder, preprocessing, FIND.Gallery.from_pairs(test, "right"),
+    kept, vectors = gallery_embeddings(embedder, preprocessing, Gallery.from_pairs(test, "right"),
                                             num_workers=0)
     queries = [test.left[i] for i in range(len(test))]  # paths: checked and opened by find_lookalikes
-    found = FIND.find_lookalikes(embedder, preprocessing, queries, kept, vectors, top=5)
+    found = find_lookalikes(embedder, preprocessing, queries, kept, vectors, top=5)
     hits = [f"right/{test.ids[i]}" in [m.label for m in matches] for i, matches in enumerate(found)]
     assert len(found) == len(test) == 16 and all(len(m) == 5 for m in found)
     assert np.mean(hits) >= 0.6, np.mean(hits)  # chance: 5 of 16
@@ -80,14 +86,14 @@ def test_the_gallery_cache_embeds_only_what_changed(tmp_path, model, monkeypatch
     for i in range(5):
         picture(i).save(folder / ("sub" if i == 4 else ".") / f"p{i}.png")
     counts = counting_embed(monkeypatch)
-    kept, first = FIND.gallery_embeddings(model, SMALL, FIND.Gallery.from_folder(folder), num_workers=0)
+    kept, first = gallery_embeddings(model, SMALL, Gallery.from_folder(folder), num_workers=0)
     assert kept.labels == ["p0.png", "p1.png", "p2.png", "p3.png", "sub/p4.png"] and counts == [5]
     assert torch.allclose(first.norm(dim=1), torch.ones(5))
-    _, again = FIND.gallery_embeddings(model, SMALL, FIND.Gallery.from_folder(folder), num_workers=0)
+    _, again = gallery_embeddings(model, SMALL, Gallery.from_folder(folder), num_workers=0)
     assert counts == [5] and torch.equal(again, first)  # all from the cache: no forward pass
     picture(10).save(folder / "p1.png")  # changed
     picture(11).save(folder / "p5.png")  # added
-    kept, third = FIND.gallery_embeddings(model, SMALL, FIND.Gallery.from_folder(folder), num_workers=0)
+    kept, third = gallery_embeddings(model, SMALL, Gallery.from_folder(folder), num_workers=0)
     assert counts == [5, 2] and len(kept) == 6
     assert torch.equal(third[0], first[0]) and not torch.allclose(third[1], first[1])
 
@@ -100,7 +106,7 @@ def test_unreadable_gallery_files_are_skipped_and_listed_once(tmp_path, model, c
     (folder / "broken.jpg").write_bytes(b"not a picture")
     (folder / "empty.png").write_bytes(b"")
     with caplog.at_level("WARNING"):
-        kept, vectors = FIND.gallery_embeddings(model, SMALL, FIND.Gallery.from_folder(folder), num_workers=0)
+        kept, vectors = gallery_embeddings(model, SMALL, Gallery.from_folder(folder), num_workers=0)
     assert kept.labels == ["p0.png", "p1.png", "p2.png"] and vectors.shape[0] == 3
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1
@@ -125,9 +131,10 @@ def test_read_image_names_each_kind_of_bad_query(tmp_path, monkeypatch):
     monkeypatch.setenv("TTL_MAX_PIXELS", str(64 * 64 // 4))  # the project's limit, checked from the header
     with pytest.raises(InputError, match=re.escape("too many pixels (64 x 64, more than 1,024; TTL_MAX_PIXELS")):
         read_image(good)
-    assert read_image.__module__ == "ttl_utils.inputs"
+    assert read_image.__module__ == "ttl_utils.data.inputs"
 
 
+@pytest.mark.slow
 def test_cli_find_prints_matches_writes_figure_and_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     data = write_official(tmp_path / "ttl", n=8, size=48)
@@ -152,6 +159,7 @@ def test_cli_find_prints_matches_writes_figure_and_json(tmp_path, monkeypatch, c
     assert not (tmp_path / "-").exists()
 
 
+@pytest.mark.slow
 def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatch, capsys, isolated_project):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     data = write_official(tmp_path / "ttl", n=6, size=48)
@@ -194,43 +202,44 @@ def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatc
 
 def test_a_gallery_file_that_cannot_even_be_read_is_skipped(tmp_path, model):
     (tmp_path / "looks_like.png").mkdir()  # reading its bytes fails with an OSError
-    gallery = FIND.Gallery("odd", ["fine", "odd"], [np.zeros((40, 40, 3), np.uint8), tmp_path / "looks_like.png"])
-    kept, vectors = FIND.gallery_embeddings(model, SMALL, gallery, num_workers=0)
+    gallery = Gallery("odd", ["fine", "odd"], [np.zeros((40, 40, 3), np.uint8), tmp_path / "looks_like.png"])
+    kept, vectors = gallery_embeddings(model, SMALL, gallery, num_workers=0)
     assert kept.labels == ["fine"] and vectors.shape[0] == 1
 
 
 def test_partner_ranks_and_the_rows_of_the_figure(model):
-    gallery = FIND.Gallery("hand-made", ["a", "b", "c"], [np.zeros((40, 40, 3), np.uint8)] * 3)
+    gallery = Gallery("hand-made", ["a", "b", "c"], [np.zeros((40, 40, 3), np.uint8)] * 3)
     vectors = torch.eye(3)
     queries = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.2, 1.0]])
-    assert FIND.partner_ranks(queries, ["a", "b", "c"], gallery, vectors).tolist() == [1, 2, 1]
+    assert partner_ranks(queries, gallery.index_of(["a", "b", "c"]), vectors).tolist() == [1, 2, 1]
     with pytest.raises(InputError, match="Partners not in the gallery hand-made: z"):
-        FIND.partner_ranks(queries[:1], ["z"], gallery, vectors)
-    scores, indices = FIND.search(queries, vectors, top=5)  # more than there are: all three
+        gallery.index_of(["z"])
+    scores, indices = search(queries, vectors, top=5)  # more than there are: all three
     assert indices.shape == (3, 3) and indices[2].tolist() == [2, 1, 0]
-    found = [[FIND.Match(1, 2, "c", 0.9), FIND.Match(2, 0, "a", 0.1)]]
-    rows = FIND.lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found)
+    found = [[Match(1, 2, "c", 0.9), Match(2, 0, "a", 0.1)]]
+    rows = lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found)
     assert rows[0]["title"] == "q" and [caption for _, caption in rows[0]["matches"]] == ["1. c\ncosine 0.900",
                                                                                          "2. a\ncosine 0.100"]
     settings = SaliencySettings.for_profile(get_profile("smoke"))
-    explained = FIND.lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found, settings)
+    explained = lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found, settings)
     assert settings.method == "gradcam" and len(explained[0]["maps"]) == 2
     assert explained[0]["maps"][0][0].shape == (32, 32)  # the query's map, at the model's crop size
-    fig = lookalike_grid(explained, SMALL)
+    fig = lookalike_grid(explained)
     # the matches on one line, the query's maps under them, a colour key: 3 wide, never 1 + 2 x matches
     assert len(fig.axes) == 2 * 3 + 1 and fig.axes[1].get_title() == "1. c\ncosine 0.900"
     assert fig.axes[-1].get_xlabel() == "saliency of the similarity: how much each region matters"
-    marked = FIND.lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found, partners=["a"])
-    fig = lookalike_grid(marked, SMALL)
+    marked = lookalike_rows(model, SMALL, [("q", picture(0))], gallery, found, partners=["a"])
+    fig = lookalike_grid(marked)
     assert len(fig.axes) == 3 and fig.axes[2].get_title() == "2. a\ncosine 0.100\n(the true partner)"
     assert fig.axes[1].get_title() == "1. c\ncosine 0.900"
 
 
+@pytest.mark.slow
 def test_the_upload_button_shows_matches_or_one_line(tmp_path, model, capsys):
     """Outside a Jupyter kernel the button's output area prints to stdout."""
-    gallery = FIND.Gallery("hand-made", ["a", "b"], [np.full((40, 40, 3), v, np.uint8) for v in (0, 200)])
-    vectors = FIND.gallery_embeddings(model, SMALL, gallery, num_workers=0)[1]
-    box = FIND.lookalike_picker(model, SMALL, gallery, vectors, top=1)
+    gallery = Gallery("hand-made", ["a", "b"], [np.full((40, 40, 3), v, np.uint8) for v in (0, 200)])
+    vectors = gallery_embeddings(model, SMALL, gallery, num_workers=0)[1]
+    box = lookalike_picker(model, SMALL, gallery, vectors, top=1)
     upload, output = box.children
     good = tmp_path / "good.png"
     picture(3).save(good)

@@ -10,13 +10,16 @@ from conftest import write_csv_layout, write_official
 
 from ttl_utils.cli import main
 from ttl_utils.config import get_profile
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.evaluation import embed_pairs
-from ttl_utils.finetune import FinetuneConfig, build_model, cached_finetune, finetune, state_path
-from ttl_utils.models import build_embedder, load_checkpoint
-from ttl_utils.splits import split_pairs
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.splits import split_pairs
+from ttl_utils.evaluate.embeddings import embed_pairs
+from ttl_utils.models.checkpoints import load_checkpoint
+from ttl_utils.models.embedder import build_embedder
 from ttl_utils.storage import load_torch
-from ttl_utils.trunk import top_forward, trunk_inputs
+from ttl_utils.train.finetune import build_model, cached_finetune, finetune
+from ttl_utils.train.recipes import FinetuneConfig
+from ttl_utils.train.state import state_path
+from ttl_utils.train.trunk import top_forward, trunk_inputs
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,7 @@ def test_bad_settings_are_refused(settings, message, tmp_path):
         config(tmp_path / "ft.pt", **settings)
 
 
+@pytest.mark.slow
 def test_the_model_starts_as_the_zero_shot_embedder():
     x = torch.randn(2, 3, 64, 64)
     for layers, grid in ((("layer4",), 0), (("layer3", "layer4"), 0), (("layer3", "layer4"), 4)):
@@ -58,6 +62,7 @@ def test_the_model_starts_as_the_zero_shot_embedder():
 @pytest.mark.parametrize("unfreeze, layers, grid", [(0, ("layer4",), 0), (1, ("layer4",), 0), (2, ("layer4",), 0),
                                                    (1, ("layer3", "layer4"), 0), (0, ("layer2", "layer4"), 0),
                                                    (1, ("layer3", "layer4"), 2), (0, ("layer3", "layer4"), 2)])
+@pytest.mark.slow
 def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, grid, demo):
     # the (0, layer2 + layer4) case comes after the layer3 and layer2 maps are cached: the pooled layer2
     # features cannot be derived from the layer3 maps, so the layer2 maps (or the images) are used
@@ -84,10 +89,11 @@ def test_cached_trunk_outputs_give_the_full_model_embeddings(unfreeze, layers, g
 
 
 def model_preprocessing(cfg):
-    from ttl_utils.transforms import Preprocessing
+    from ttl_utils.models.preprocessing import Preprocessing
     return Preprocessing.for_size(cfg.image_size)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["triplet", "infonce"])
 def test_a_short_run_raises_validation_recall_and_keeps_frozen_stages(loss, demo, tmp_path):
     cfg = config(tmp_path / "ft.pt", unfreeze=1, epochs=4, loss=loss, miner="semihard", lr=3e-3, backbone_lr=1e-3,
@@ -113,6 +119,7 @@ def test_a_short_run_raises_validation_recall_and_keeps_frozen_stages(loss, demo
 
 @pytest.mark.parametrize("settings", [{"unfreeze": 0, "loss": "infonce"},
                                       {"unfreeze": 1, "loss": "triplet", "miner": "hard"}])
+@pytest.mark.slow
 def test_resume_reproduces_an_uninterrupted_run(settings, demo, tmp_path):
     small = {"image_size": 32, **settings}
     straight = finetune(config(tmp_path / "a.pt", epochs=2, **small), demo["train"], demo["val"])
@@ -124,6 +131,7 @@ def test_resume_reproduces_an_uninterrupted_run(settings, demo, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_resume_without_a_state_or_with_other_settings_says_so(demo, tmp_path):
     with pytest.raises(FileNotFoundError, match="no training state"):
         finetune(config(tmp_path / "none.pt"), demo["train"], demo["val"], resume=True)
@@ -133,6 +141,7 @@ def test_resume_without_a_state_or_with_other_settings_says_so(demo, tmp_path):
                  resume=True)
 
 
+@pytest.mark.slow
 def test_multi_stage_features_train_and_load_back(demo, tmp_path):
     cfg = config(tmp_path / "ms.pt", unfreeze=1, layers=("layer3", "layer4"), grid=0, epochs=1)
     model = build_model(cfg)
@@ -146,6 +155,7 @@ def test_multi_stage_features_train_and_load_back(demo, tmp_path):
         assert torch.allclose(embedder(x), result.embedder(x), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_grid_model_starts_as_the_zero_shot_grid_trains_and_loads_back(demo, tmp_path):
     cfg = config(tmp_path / "grid.pt", unfreeze=1, grid=2, epochs=1, lr=3e-3, backbone_lr=1e-3)
     model = build_model(cfg)
@@ -160,6 +170,7 @@ def test_a_grid_model_starts_as_the_zero_shot_grid_trains_and_loads_back(demo, t
         assert not torch.allclose(embedder(x), zero_shot(x), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_training_on_fresh_views_without_a_cache(demo, tmp_path):
     cfg = config(tmp_path / "online.pt", unfreeze=1, views=0, epochs=1)
     result = finetune(cfg, demo["train"], None)
@@ -167,6 +178,7 @@ def test_training_on_fresh_views_without_a_cache(demo, tmp_path):
     assert load_checkpoint(result.checkpoint)[2]["finetune"]["config"]["views"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("train_layout, eval_layout", [("official", "csv"), ("csv", "official")])
 def test_train_on_one_dataset_and_evaluate_on_another(train_layout, eval_layout, tmp_path, capsys):
     writers = {"official": write_official, "csv": write_csv_layout}
@@ -183,6 +195,7 @@ def test_train_on_one_dataset_and_evaluate_on_another(train_layout, eval_layout,
     assert "R@1" in report and "6 queries among 6 candidates" in report and "(imagenet+finetune)" in report
 
 
+@pytest.mark.slow
 def test_finetune_command_passes_layers_and_explains_bad_ones(tmp_path, capsys):
     a = write_official(tmp_path / "a", n=8)
     code = main(["finetune", "--data", str(a), "--split", "all", "--out", str(tmp_path / "ft.pt"),
@@ -212,8 +225,9 @@ def test_the_command_s_defaults_are_the_recipe_s():
     assert (recipe.unfreeze, recipe.grid, recipe.layers, recipe.loss, recipe.head, recipe.temperature) == chosen
 
 
+@pytest.mark.slow
 def test_a_finished_cached_run_keeps_its_history_not_its_optimiser(demo, monkeypatch):
-    import ttl_utils.finetune as module
+    import ttl_utils.train.finetune as module
 
     cfg = config("", image_size=32, unfreeze=1, epochs=2, grid=0, layers=("layer4",))
     first = cached_finetune(cfg, demo["train"], demo["val"])
@@ -232,8 +246,9 @@ def test_a_finished_cached_run_keeps_its_history_not_its_optimiser(demo, monkeyp
         finetune(replace(cfg, out=str(first.checkpoint), epochs=3), demo["train"], demo["val"], resume=True)
 
 
+@pytest.mark.slow
 def test_a_trunk_cache_too_large_for_the_machine_is_refused_with_advice(demo, monkeypatch, caplog):
-    import ttl_utils.trunk as module
+    import ttl_utils.train.trunk as module
 
     cfg = config("x.pt", image_size=32, unfreeze=1, views=2, cache=False)
     embedder = build_model(cfg)
@@ -241,7 +256,7 @@ def test_a_trunk_cache_too_large_for_the_machine_is_refused_with_advice(demo, mo
     with pytest.raises(ValueError, match=r"Frozen trunk, left images would take .* GB, more than 60% of .*--views"):
         trunk_inputs(embedder, demo["train"], cfg, augmented=True)
     monkeypatch.setattr(module, "physical_memory", lambda: None)  # unknown: no check
-    with caplog.at_level("INFO", logger="ttl_utils.trunk"):
+    with caplog.at_level("INFO", logger="ttl_utils.train.trunk"):
         inputs = trunk_inputs(embedder, demo["train"], cfg, augmented=True)
     assert inputs["left"].shape[:2] == (60, 3) and inputs["left"].dtype == torch.float16
     assert "Frozen trunk, left images: 180 x 112 x 2 x 2 float16 values" in caplog.text

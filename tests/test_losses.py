@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from ttl_utils.losses import (
+from ttl_utils.train.losses import (
     barlow_twins_loss,
     cross_correlation,
     info_nce_loss,
@@ -73,6 +73,7 @@ def _worker(rank, world, port, z1, z2, out):
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_loss_and_gradients_equal_the_single_process_ones():
     g = torch.Generator().manual_seed(2)
     z1, z2 = torch.randn(12, 4, generator=g), torch.randn(12, 4, generator=g)

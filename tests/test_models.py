@@ -6,19 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from ttl_utils.models import (
-    BACKBONES,
-    Backbone,
-    Embedder,
-    WeightsUnavailableError,
-    build_backbone,
-    build_embedder,
-    build_head,
-    load_checkpoint,
-    save_checkpoint,
-)
+from ttl_utils.models.backbones import BACKBONES, Backbone, WeightsUnavailableError, build_backbone
+from ttl_utils.models.checkpoints import load_checkpoint, save_checkpoint
+from ttl_utils.models.embedder import Embedder, build_embedder, build_head
+from ttl_utils.models.preprocessing import Preprocessing
 from ttl_utils.storage import save_torch
-from ttl_utils.transforms import Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +160,7 @@ def test_a_manually_placed_checkpoint_is_picked_up_without_download(tmp_path, mo
     assert torch.equal(loaded["layer3.0.conv1.weight"], reference["layer3.0.conv1.weight"])
 
 
+@pytest.mark.slow
 def test_barlow_twins_checkpoint_without_classifier_loads_and_a_wrong_one_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     state = {k: v for k, v in build_backbone("resnet50", None).net.state_dict().items() if not k.startswith("fc.")}

@@ -11,9 +11,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ttl_utils.demo import make_demo_pairs  # noqa: E402
-from ttl_utils.explore import image_summary, image_table  # noqa: E402
-from ttl_utils.plots import faithfulness_curves, image_statistics, near_duplicate_grid  # noqa: E402
+from ttl_utils.data.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.data.explore import image_summary, image_table  # noqa: E402
+from ttl_utils.present.pictures import near_duplicate_grid  # noqa: E402
+from ttl_utils.present.plots import faithfulness_curves, image_statistics  # noqa: E402
 
 
 def test_image_statistics_draws_sizes_side_by_side_saturation_and_labelled_greyscale_bars():

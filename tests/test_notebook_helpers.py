@@ -11,17 +11,20 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from ttl_utils.config import get_profile  # noqa: E402
+from ttl_utils.cache import cache_path, cached  # noqa: E402
+from ttl_utils.config import Figures, figures_dir, get_profile  # noqa: E402
+from ttl_utils.evaluate.metrics import cmc_curve  # noqa: E402
 from ttl_utils.notebook import setup  # noqa: E402
-from ttl_utils.plots import cmc_plot, figures_dir, history_plot, rank_histogram_plot  # noqa: E402
-from ttl_utils.retrieval import cmc_curve  # noqa: E402
-from ttl_utils.storage import cache_path, cached  # noqa: E402
+from ttl_utils.present.plots import cmc_plot, history_plot, rank_histogram_plot, save_fig  # noqa: E402
 
 
+@pytest.mark.slow
 def test_setup_prints_profile_and_dataset_and_seeds(monkeypatch, capsys):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
-    profile, pairs = setup()
+    run = setup()
     out = capsys.readouterr().out
+    assert run.profile.name == "smoke" and len(run.pairs) == 200
+    assert run.figures.stamp == "demo data, 200 pairs · smoke profile"
     assert "Profile: smoke" in out and "Dataset: demo-64px-seed0 (demo layout, 200 pairs)" in out
     first = torch.rand(1)
     setup()
@@ -51,13 +54,10 @@ def test_smoke_figures_never_overwrite_the_presentation_figures(monkeypatch, iso
 
 
 def test_setup_sends_figures_where_its_profile_says_not_where_the_environment_says(monkeypatch, isolated_project):
-    import ttl_utils.plots as plots
-
-    monkeypatch.setattr(plots, "_figures_folder", None)
     monkeypatch.setenv("TTL_PROFILE", "cpu")  # a papermill run that passes PROFILE="smoke" but leaves the environment
-    setup("smoke")
+    run = setup("smoke")
     fig = plt.figure()
-    paths = plots.save_fig(fig, "probe")
+    paths = save_fig(fig, "probe", run.figures)
     plt.close(fig)
     assert paths[0].parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
     assert not (isolated_project / "figures").exists()
@@ -102,13 +102,12 @@ def test_demo_runs_never_write_over_the_real_outputs(monkeypatch, isolated_proje
     assert tool.output_folders()[0] == artifacts / "notebooks-smoke-smoke"
 
 
+@pytest.mark.slow
 def test_every_saved_figure_names_its_data_and_profile(isolated_project):
-    import ttl_utils.plots as plots
-
-    setup("smoke")
+    run = setup("smoke")
     fig = plt.figure()
-    paths = plots.save_fig(fig, "probe")
-    plots.save_fig(fig, "probe-again")  # saved twice: stamped once
+    paths = save_fig(fig, "probe", run.figures)
+    save_fig(fig, "probe-again", run.figures)  # saved twice: stamped once
     stamps = [t.get_text() for t in fig.texts]
     plt.close(fig)
     assert stamps == ["demo data, 200 pairs · smoke profile"]
@@ -116,8 +115,8 @@ def test_every_saved_figure_names_its_data_and_profile(isolated_project):
 
 
 def test_real_ttl_pairs_are_stamped_as_such_and_notebooks_print_no_local_path(official):
-    from ttl_utils.data import load_pairs
-    from ttl_utils.plots import figure_stamp
+    from ttl_utils.data.folders import load_pairs
+    from ttl_utils.notebook import figure_stamp
 
     pairs = load_pairs(official)
     assert figure_stamp(pairs, get_profile("cpu")) == "real TTL pairs (ttl), 6 pairs · cpu profile"
@@ -126,11 +125,14 @@ def test_real_ttl_pairs_are_stamped_as_such_and_notebooks_print_no_local_path(of
 
 
 def test_distance_histograms_show_partners_and_others_with_their_means():
-    from ttl_utils.plots import distance_histograms
+    from ttl_utils.evaluate.ranking import distances_to_partners
+    from ttl_utils.present.plots import distance_histograms
 
     left = torch.eye(4)
+    partner, others = distances_to_partners(left, left.clone())
+    assert partner.shape == (4,) and others.shape == (12,)
     fig, ax = plt.subplots()
-    distance_histograms(left, left.clone(), ax, "probe")
+    distance_histograms(partner, others, ax, "probe")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["to its partner (mean 0.00)", "to every other image (mean 1.41)"]
     assert [line.get_xdata()[0] for line in ax.lines] == pytest.approx([0.0, 2 ** 0.5])
@@ -141,7 +143,7 @@ def test_cue_plot_shows_each_cue_and_a_bar_a_subset_with_its_interval():
     import pandas as pd
     from PIL import Image
 
-    from ttl_utils.plots import cue_plot
+    from ttl_utils.present.pictures import cue_plot
 
     rows = [{"subset": s, "cue": c, "pairs": n, "R@1": 0.1, "margin": 0.1, "margin lost": lost, "low": lost - 0.1,
              "high": lost + 0.1}
@@ -157,8 +159,8 @@ def test_cue_plot_shows_each_cue_and_a_bar_a_subset_with_its_interval():
 
 
 def test_a_grid_title_sits_above_the_panel_titles():
-    from ttl_utils.demo import make_demo_pairs
-    from ttl_utils.plots import pair_grid
+    from ttl_utils.data.demo import make_demo_pairs
+    from ttl_utils.present.pictures import pair_grid
 
     fig = pair_grid(make_demo_pairs(4, 16), n=4, cols=4, title="Pairs")
     fig.canvas.draw()
@@ -168,6 +170,7 @@ def test_a_grid_title_sits_above_the_panel_titles():
     plt.close(fig)
 
 
+@pytest.mark.slow
 def test_every_notebook_code_cell_carries_its_nbval_tag():
     import subprocess
     import sys
@@ -179,14 +182,27 @@ def test_every_notebook_code_cell_carries_its_nbval_tag():
     assert done.stdout.strip() == "0 cell(s) to tag."
 
 
-def test_the_stamp_sits_under_the_axis_labels():
-    import ttl_utils.plots as plots
-
+def test_the_stamp_sits_under_the_axis_labels(tmp_path):
     fig, ax = plt.subplots(figsize=(4, 3))
     fig.subplots_adjust(bottom=0.02)  # the x label hangs below the figure's edge
     ax.set_xlabel("a label that reaches below the figure")
-    plots.save_fig(fig, "probe", stamp="demo data, 4 pairs · smoke profile")
+    save_fig(fig, "probe", Figures(tmp_path, stamp="demo data, 4 pairs · smoke profile"))
     renderer = fig.canvas.get_renderer()
     stamp = [t for t in fig.texts if getattr(t, "_ttl_stamp", False)][0]
     assert stamp.get_window_extent(renderer).y1 <= ax.xaxis.label.get_window_extent(renderer).y0
     plt.close(fig)
+
+
+@pytest.mark.slow
+def test_learned_distance_variants_train_each_head_once_and_table_them(isolated_project):
+    from ttl_utils.data.demo import make_demo_pairs
+    from ttl_utils.pipeline import learned_distance_variants
+    from ttl_utils.train.recipes import PairTrainingConfig
+
+    profile, pairs = get_profile("smoke"), make_demo_pairs(60, 32)
+    base = PairTrainingConfig.for_profile(profile, epochs=1)
+    table, heads = learned_distance_variants(profile, pairs, base, np.ones(12, dtype=int))
+    assert list(table.index) == ["cosine (frozen), no training", *heads] and len(heads) == 6
+    assert table.loc["cosine (frozen), no training", "test R@1"] == 1.0
+    assert np.isnan(table.loc["cosine (frozen), no training", "val R@25"]) and table.loc[list(heads), "val R@25"].notna().all()
+    assert len(list((isolated_project / "artifacts" / "pair_classifier").glob("*.pt"))) == 6

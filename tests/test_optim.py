@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from ttl_utils.optim import LARS, barlow_twins_param_groups, warmup_cosine
+from ttl_utils.train.optim import LARS, barlow_twins_param_groups, warmup_cosine
 
 
 def test_weights_move_by_eta_times_their_norm_and_biases_by_plain_sgd():

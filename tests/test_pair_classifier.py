@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from ttl_utils.pair_classifier import PairScorer, PairTrainingConfig, fit_pair_classifier, pair_loss, sample_negatives
-from ttl_utils.retrieval import rank_of_match
+from ttl_utils.evaluate.ranking import rank_of_match
+from ttl_utils.train.pair_classifier import PairScorer, fit_pair_classifier, pair_loss, sample_negatives
+from ttl_utils.train.recipes import PairTrainingConfig
 
 
 def test_negatives_never_pick_the_partner_and_cover_the_others():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.pairs import PairSet, open_rgb, to_rgb
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.pairs import PairSet, open_rgb, to_rgb
 
 
 def test_transparent_pixels_become_white_not_black(tmp_path):

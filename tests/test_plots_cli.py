@@ -7,20 +7,25 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
 
 from ttl_utils.cli import main  # noqa: E402
-from ttl_utils.demo import make_demo_pairs  # noqa: E402
-from ttl_utils.plots import pair_grid, save_fig, set_theme  # noqa: E402
+from ttl_utils.config import Figures  # noqa: E402
+from ttl_utils.data.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.present.pictures import pair_grid  # noqa: E402
+from ttl_utils.present.plots import save_fig, set_theme  # noqa: E402
 
 
+@pytest.mark.slow
 def test_save_fig_writes_pdf_and_png_with_the_same_bytes_each_time(isolated_project):
     set_theme()
     fig = pair_grid(make_demo_pairs(6, 32), n=6, cols=3)
-    paths = save_fig(fig, "01_pairs")
+    figures = Figures(isolated_project / "figures")
+    paths = save_fig(fig, "01_pairs", figures)
     assert [p.name for p in paths] == ["01_pairs.pdf", "01_pairs.png"]
-    assert all(p.parent == isolated_project.resolve() / "figures" for p in paths)
+    assert all(p.parent == isolated_project / "figures" for p in paths)
     first = [p.read_bytes() for p in paths]
-    save_fig(fig, "01_pairs")
+    save_fig(fig, "01_pairs", figures)
     assert [p.read_bytes() for p in paths] == first
     plt.close(fig)
 
@@ -42,6 +47,7 @@ def test_demo_folder_then_check(tmp_path, capsys):
     assert "left/demo00002.png" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_figure(tmp_path, capsys):
     assert main(["-q", "demo", "--n-pairs", "4", "--size", "32", "--cols", "2", "--rows", "2",
                  "--figure", str(tmp_path / "figs" / "demo_pairs")]) == 0

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from ttl_utils.cli import main
-from ttl_utils.data import write_pairs
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.models import load_checkpoint
-from ttl_utils.pretrain import BarlowTwins, ImageFolderImages, PretrainConfig, build_projector, pretrain
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.folders import write_pairs
+from ttl_utils.models.checkpoints import load_checkpoint
+from ttl_utils.train.pretrain import BarlowTwins, ImageFolderImages, build_projector, pretrain
+from ttl_utils.train.recipes import PretrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_projector_and_model():
     projector = build_projector(16, (32, 8))
     assert [type(m).__name__ for m in projector] == ["Linear", "BatchNorm1d", "ReLU", "Linear"]
     assert projector[-1].bias is None
-    from ttl_utils.models import build_embedder
+    from ttl_utils.models.embedder import build_embedder
     model = BarlowTwins(build_embedder("resnet18", None), (32, 16))
     loss = model(torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32))
     assert loss.ndim == 0 and loss.item() > 0
@@ -45,6 +46,7 @@ def test_image_folder_finds_every_image_recursively(images):
     assert raw.dtype == torch.uint8 and raw.shape == (3, 27, 27)
 
 
+@pytest.mark.slow
 def test_a_short_run_writes_a_checkpoint_evaluate_can_read_and_a_log(images, tmp_path):
     out = pretrain(config(images, tmp_path / "bt.pt"))
     embedder, pre, extra = load_checkpoint(out)
@@ -55,6 +57,7 @@ def test_a_short_run_writes_a_checkpoint_evaluate_can_read_and_a_log(images, tmp
     assert all(set(line) == {"step", "epoch", "loss", "lr", "images_per_s"} for line in lines)
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(images, tmp_path):
     straight = pretrain(config(images, tmp_path / "straight.pt", epochs=2))
     pretrain(config(images, tmp_path / "resumed.pt", epochs=1))
@@ -65,6 +68,7 @@ def test_resume_continues_exactly(images, tmp_path):
     assert a["extra"]["pretrain"]["step"] == b["extra"]["pretrain"]["step"] == 4
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(images, tmp_path, monkeypatch):
     out = tmp_path / "bt.pt"
     pretrain(config(images, out, epochs=1))
@@ -75,6 +79,7 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(images, tmp
     assert out.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_cli_pretrain_and_resume_errors(images, tmp_path, capsys):
     out = tmp_path / "cli.pt"
     assert main(["-q", "pretrain", "--data", str(images), "--out", str(out), "--backbone", "resnet18", "--init", "none",
@@ -86,6 +91,7 @@ def test_cli_pretrain_and_resume_errors(images, tmp_path, capsys):
     assert "no training state at" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_batched_augmentation_path_runs(images, tmp_path):
     out = pretrain(config(images, tmp_path / "gpu-aug.pt", epochs=1, augment="gpu", max_steps=1))
     assert load_checkpoint(out)[2]["pretrain"]["step"] == 1
@@ -104,6 +110,7 @@ def _ddp_worker(rank, port, images, out):
             dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_two_processes_with_gloo_train_one_model(images, tmp_path):
     import socket
 
@@ -121,7 +128,7 @@ def test_two_processes_with_gloo_train_one_model(images, tmp_path):
 
 def test_projector_defaults_follow_the_backbone():
     from ttl_utils.cli import build_parser
-    from ttl_utils.recipes import default_projector
+    from ttl_utils.train.recipes import default_projector
 
     assert default_projector("resnet50") == (8192, 8192, 8192)
     assert default_projector("efficientnet_lite0") == (1024, 1024, 1024)
@@ -134,7 +141,7 @@ def test_decode_batch_matches_the_cpu_loader(tmp_path):
     gives the images the CPU loader gives: JPEG colour and greyscale, PNG, and a CMYK JPEG."""
     from PIL import Image
 
-    from ttl_utils.pretrain import decode_batch
+    from ttl_utils.train.pretrain import decode_batch
 
     rng = np.random.default_rng(0)
     base = Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).resize((120, 80))
@@ -157,10 +164,11 @@ def test_decode_batch_matches_the_cpu_loader(tmp_path):
     assert torch.equal(decoded[1, 0], decoded[1, 2])
 
 
+@pytest.mark.slow
 def test_pretraining_writes_the_shared_training_state_and_a_cached_run_is_found(images, isolated_project, monkeypatch):
-    import ttl_utils.pretrain as module
+    import ttl_utils.train.pretrain as module
     from ttl_utils.storage import load_torch
-    from ttl_utils.training_state import STATE_FORMAT, state_path
+    from ttl_utils.train.state import STATE_FORMAT, state_path
 
     cfg = config(images, "", epochs=1)
     first = module.cached_pretrain(cfg, "demo-images")
@@ -173,3 +181,11 @@ def test_pretraining_writes_the_shared_training_state_and_a_cached_run_is_found(
 
     monkeypatch.setattr(module, "pretrain", no_training)
     assert module.cached_pretrain(cfg, "demo-images") == first
+
+
+def test_correlation_stats_of_the_identity_and_a_full_matrix():
+    from ttl_utils.train.pretrain import correlation_stats
+
+    assert correlation_stats(torch.eye(3)) == {"diagonal": 1.0, "off_diagonal": 0.0}
+    stats = correlation_stats(torch.full((2, 2), 0.5))
+    assert stats["diagonal"] == 0.5 and stats["off_diagonal"] == pytest.approx(0.25)  # the mean over every entry

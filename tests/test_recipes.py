@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ttl_utils.config import PROFILES, get_profile
-from ttl_utils.recipes import FinetuneConfig, PairTrainingConfig, PretrainConfig, SaliencySettings
+from ttl_utils.train.recipes import FinetuneConfig, PairTrainingConfig, PretrainConfig, SaliencySettings
 
 
 def test_finetune_recipe_follows_the_profile_and_caps_the_cpu_batch():
@@ -56,14 +56,19 @@ def test_profiles_keep_no_unread_fields():
     assert not hasattr(PROFILES["cpu"], "max_steps")
 
 
-def test_notebook_05_variants_change_one_thing_each_and_the_demo_trains_four():
-    from ttl_utils.recipes import CHOSEN, DEMO_VARIANTS, finetune_variants
+def test_one_registry_names_every_recipe_and_the_chosen_one_is_the_default():
+    from ttl_utils.train.recipes import CHOSEN, DEMO_RECIPES, NOTEBOOK_05, RECIPES, recipes
 
     base = FinetuneConfig.for_profile(get_profile("cpu"), device="cpu")
-    variants, left_out = finetune_variants(base)
-    assert len(variants) == 9 and left_out == [] and next(iter(variants)) == CHOSEN and variants[CHOSEN] == base
-    assert variants["two stages training (layer3, layer4)"].unfreeze == 2
-    assert variants["triplet, batch-hard (layer4)"].miner == "hard" and variants["triplet, batch-hard (layer4)"].grid == 0
-    demo, skipped = finetune_variants(base, demo=True)
-    assert list(demo) == list(DEMO_VARIANTS) and len(skipped) == 5
-    assert set(skipped) | set(demo) == set(variants)
+    assert RECIPES[CHOSEN].config(base) == base  # FinetuneConfig's defaults are the chosen recipe
+    variants = recipes(NOTEBOOK_05, base)
+    assert len(variants) == 9 and next(iter(variants)) == CHOSEN
+    assert variants["infonce-ms-grid4-unfreeze2"].unfreeze == 2 and variants["infonce-ms-grid4-unfreeze2"].grid == 4
+    assert variants["triplet-hard"].miner == "hard" and variants["triplet-hard"].grid == 0
+    # each of notebook 05's recipes changes one thing from the chosen one (the triplet rows: the loss and its features)
+    changed = {slug: {k for k, v in config.__dict__.items() if v != getattr(base, k)} for slug, config in variants.items()}
+    assert changed["infonce-ms"] == {"grid"} and changed["infonce-grid4"] == {"layers"}
+    assert changed["infonce-ms-grid4-no-head"] == {"head"} and changed[CHOSEN] == set()
+    assert set(DEMO_RECIPES) < set(NOTEBOOK_05) and len({RECIPES[s].label for s in RECIPES}) == len(RECIPES)
+    with pytest.raises(ValueError, match="Unknown recipes \\['nope'\\]"):
+        recipes(["nope"], base)

@@ -6,21 +6,29 @@ import numpy as np
 import pytest
 import torch
 
-from ttl_utils.demo import make_demo_pairs
-from ttl_utils.retrieval import (
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.evaluate.embeddings import embed
+from ttl_utils.evaluate.metrics import (
+    DIRECTIONS,
     bootstrap_ci,
-    candidate_accuracy,
-    candidate_ranks,
     cmc_curve,
-    embed,
     mean_reciprocal_rank,
     median_rank,
+    metric,
+    metric_intervals,
     paired_bootstrap,
     rank_histogram,
-    rank_of_match,
     recall_at_k,
 )
-from ttl_utils.transforms import Preprocessing
+from ttl_utils.evaluate.ranking import (
+    candidate_accuracy,
+    candidate_ranks,
+    partner_ranks,
+    rank_of_match,
+    rank_of_match_by,
+    rank_pairs,
+)
+from ttl_utils.models.preprocessing import Preprocessing
 
 
 def test_hand_computed_ranks_with_ties_counted_against_the_match():
@@ -137,7 +145,7 @@ def test_embed_opens_paths_and_arrays_and_keeps_order(tmp_path):
 
 
 def test_partner_distances_and_their_separation():
-    from ttl_utils.retrieval import partner_distances
+    from ttl_utils.evaluate.ranking import partner_distances
 
     left = torch.eye(4)
     out = partner_distances(left, left.clone())
@@ -145,3 +153,34 @@ def test_partner_distances_and_their_separation():
     assert out["spread"] == pytest.approx(0.0, abs=1e-6) and out["separation"] > 10  # all others equally far
     shuffled = partner_distances(left, left.roll(1, 0))
     assert shuffled["partner"] == pytest.approx(2 ** 0.5) and shuffled["separation"] < 0
+
+
+def test_one_kernel_ranks_any_scores_against_any_partner_column():
+    scores = torch.tensor([[0.9, 0.5, 0.1], [0.2, 0.2, 0.7], [0.3, 0.3 + 5e-7, 0.1]])
+    # row 0: partner column 1 has one higher score -> 2; row 1: partner 0 ties with column 1 and lies under 0.7 -> 3;
+    # row 2: partner 0 and a score within the tolerance above it -> 2
+    assert rank_of_match_by(lambda block: scores[block], [1, 0, 0], chunk_size=2).tolist() == [2, 3, 2]
+    assert rank_of_match_by(lambda block: scores[block], []).tolist() == []
+
+
+def test_partner_ranks_in_a_gallery_and_both_ways_in_one_result():
+    gallery = torch.eye(3)
+    queries = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.2, 1.0]])
+    assert partner_ranks(queries, [0, 1, 2], gallery).tolist() == [1, 2, 1]
+    left = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    right = torch.tensor([[1.0, 0.1], [0.1, 1.0], [1.0, 0.9]])
+    ranked = rank_pairs("toy", left, right)
+    assert ranked.name == "toy" and ranked.n_queries == 3
+    assert ranked.both_ways()[:, 0].tolist() == ranked.left_to_right.tolist() == rank_of_match(left, right).tolist()
+    assert ranked.both_ways()[:, 1].tolist() == rank_of_match(right, left).tolist()
+    assert ranked.candidates[DIRECTIONS[0]] is None  # fewer pairs than the 20 candidates of the protocol
+
+
+def test_metric_names_and_their_intervals():
+    ranks = np.array([1, 2, 2, 30])
+    assert metric("R@2")(ranks) == 0.75 and metric("MRR")(ranks) == mean_reciprocal_rank(ranks)
+    assert metric("median rank")(ranks) == 2.0 and metric("top-2 of 20")(np.array([1, 3])) == 0.5
+    with pytest.raises(ValueError, match="Unknown metric 'R@'"):
+        metric("R@")
+    found = metric_intervals(ranks, ["R@1", "top-2 of 20"], n_bootstrap=100)
+    assert found["R@1"] == bootstrap_ci(ranks, metric("R@1"), n=100) and found["top-2 of 20"] is None

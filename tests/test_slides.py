@@ -12,10 +12,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from ttl_utils.demo import make_demo_pairs  # noqa: E402
-from ttl_utils.findings import RESULTS_FILE, read_results, record  # noqa: E402
-from ttl_utils.plots import pair_grid, save_fig, set_theme  # noqa: E402
-from ttl_utils.slides import MIN_POINTS, PAGE_SIZE, SlidesError, build_slides, main  # noqa: E402
+from ttl_utils.config import Figures  # noqa: E402
+from ttl_utils.data.demo import make_demo_pairs  # noqa: E402
+from ttl_utils.present.findings import RESULTS_FILE, read_results, record  # noqa: E402
+from ttl_utils.present.pictures import pair_grid  # noqa: E402
+from ttl_utils.present.plots import save_fig, set_theme  # noqa: E402
+from ttl_utils.present.slides import MIN_POINTS, PAGE_SIZE, SlidesError, build_slides, main  # noqa: E402
 
 STEPS = {"01": "01_pairs", "02": "02_rank_histograms", "03": "03_cues", "04": "04_cross_correlation",
          "05": "05_test_cmc", "06": "06_rank_histogram", "07": "07_lookalikes"}
@@ -24,20 +26,22 @@ STEPS = {"01": "01_pairs", "02": "02_rank_histograms", "03": "03_cues", "04": "0
 @pytest.fixture
 def demo_results(tmp_path):
     """A figures folder as the smoke notebooks leave it: a figure and a finding a step, stamped."""
-    folder = tmp_path / "figures-smoke"
-    set_theme(folder, "demo data, 200 pairs · smoke profile")
+    figures = Figures(tmp_path / "figures-smoke", "demo data, 200 pairs · smoke profile")
+    set_theme()
     pairs = make_demo_pairs(4, 16)
     for step, figure in STEPS.items():
         fig = pair_grid(pairs, n=4, cols=2, title=f"step {step}")
-        save_fig(fig, figure)
+        save_fig(fig, figure, figures)
         plt.close(fig)
-        record(step, f"Step {step}", f"The finding of step {step}, long enough to need two lines on a slide: R@1 "
+        record(figures, step, f"Step {step}", f"The finding of step {step}, long enough to need two lines on a slide: R@1 "
                f"0.{step}0 [0.100, 0.300] among 200 test candidates, against 0.175 [0.125, 0.230] zero-shot.", figure=figure,
                value=float(step))
-    record("conclusion", "Conclusion", "Both starts find the partner first equally often.", figure="06_rank_histogram")
-    return folder
+    record(figures, "conclusion", "Conclusion", "Both starts find the partner first equally often.",
+           figure="06_rank_histogram")
+    return figures.folder
 
 
+@pytest.mark.slow
 def test_record_keeps_one_finding_a_step_with_its_data_and_numbers(demo_results):
     results = json.loads((demo_results / RESULTS_FILE).read_text())
     assert results["data"] == "demo data, 200 pairs · smoke profile"
@@ -46,11 +50,12 @@ def test_record_keeps_one_finding_a_step_with_its_data_and_numbers(demo_results)
                                       "on a slide: R@1 0.020 [0.100, 0.300] among 200 test candidates, against 0.175 "
                                       "[0.125, 0.230] zero-shot.",
                                       "figure": "02_rank_histograms", "numbers": {"value": 2.0}}
-    record("02", "Step 02", "Rerun: another finding.", figure="02_rank_histograms", folder=demo_results)
+    record(Figures(demo_results), "02", "Step 02", "Rerun: another finding.", figure="02_rank_histograms")
     assert read_results(demo_results)["steps"]["02"]["finding"] == "Rerun: another finding."  # replaced, not appended
     assert len(read_results(demo_results)["steps"]) == 8
 
 
+@pytest.mark.slow
 def test_slides_have_a_title_page_a_page_a_step_and_the_conclusion_with_the_recorded_findings(demo_results):
     pages = build_slides(demo_results, png=demo_results / "pages")
     results = read_results(demo_results)
@@ -72,6 +77,7 @@ def test_slides_have_a_title_page_a_page_a_step_and_the_conclusion_with_the_reco
     assert PAGE_SIZE[0] / PAGE_SIZE[1] == pytest.approx(16 / 9, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_slides_refuse_a_folder_without_findings_or_with_a_missing_figure(tmp_path, demo_results, capsys):
     with pytest.raises(SlidesError, match="No findings in .*results.json: run the notebooks first"):
         build_slides(tmp_path / "empty")
@@ -85,7 +91,7 @@ def test_slides_refuse_a_folder_without_findings_or_with_a_missing_figure(tmp_pa
 
 
 def test_the_conclusion_is_built_from_the_recorded_findings_only():
-    from ttl_utils.findings import conclusion
+    from ttl_utils.present.findings import conclusion
 
     steps = {"02": {"numbers": {"verdict_r25": "does not clearly differ from"}},
              "04": {"numbers": {"verdict": "lowers", "r10_gain": -0.15, "low": -0.24, "high": -0.06}},

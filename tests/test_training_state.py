@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from ttl_utils.training_state import STATE_FORMAT, cached_training, keep_summary, load_state, save_state, state_path
+from ttl_utils.train.state import STATE_FORMAT, cached_training, keep_summary, load_state, save_state, state_path
 
 
 @dataclass(frozen=True)

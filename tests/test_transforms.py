@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from ttl_utils.transforms import IMAGENET_MEAN, IMAGENET_STD, TwoViewTransform
+from ttl_utils.models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ttl_utils.train.augment import TwoViewTransform
 
 
 def _pixels(view: torch.Tensor) -> torch.Tensor:
@@ -23,6 +25,7 @@ def test_two_views_differ_and_have_the_asked_size():
     assert not torch.equal(view_1, view_2)
 
 
+@pytest.mark.slow
 def test_greyscale_and_solarisation_rates_follow_the_paper():
     torch.manual_seed(0)
     transform = TwoViewTransform(16)
@@ -41,7 +44,7 @@ def test_greyscale_and_solarisation_rates_follow_the_paper():
 
 
 def test_hsv_round_trip():
-    from ttl_utils.transforms import _hsv_to_rgb, _rgb_to_hsv
+    from ttl_utils.train.augment import _hsv_to_rgb, _rgb_to_hsv
 
     x = torch.rand(4, 3, 5, 5, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(_hsv_to_rgb(_rgb_to_hsv(x)), x, atol=1e-5)
@@ -50,7 +53,7 @@ def test_hsv_round_trip():
 def test_batch_augment_shapes_errors_and_reproducibility():
     import pytest
 
-    from ttl_utils.transforms import BatchTwoViewAugment
+    from ttl_utils.train.augment import BatchTwoViewAugment
 
     augment = BatchTwoViewAugment(24)
     images = torch.randint(0, 256, (6, 3, 40, 30), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
@@ -63,7 +66,7 @@ def test_batch_augment_shapes_errors_and_reproducibility():
 
 
 def test_batch_augment_matches_the_cpu_rates_and_brightness():
-    from ttl_utils.transforms import BatchTwoViewAugment
+    from ttl_utils.train.augment import BatchTwoViewAugment
 
     torch.manual_seed(0)
     n = 300

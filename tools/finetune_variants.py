@@ -11,7 +11,7 @@ its epoch on those held-out pairs and scores it there (both directions; paired-b
 CIs of the gain over zero-shot, or over the variant `--against`). With `--both-ways` each
 variant also trains on the pairs less the *first* `--holdout`, and the ranks on both
 held-out sets are pooled. Runs are cached under `artifacts/finetune/`, so a second call
-prints the table in seconds. Variants: `ttl_utils.ablation.VARIANTS`.
+prints the table in seconds. Variants: the recipes of `ttl_utils.train.recipes.RECIPES`, by slug.
 """
 
 from __future__ import annotations
@@ -22,17 +22,18 @@ import logging
 import sys
 from pathlib import Path
 
-from ttl_utils.ablation import VARIANTS, compare_variants, format_rows, inner_splits
 from ttl_utils.config import get_profile
-from ttl_utils.data import resolve_pairs
-from ttl_utils.models import BACKBONES
-from ttl_utils.recipes import FinetuneConfig
-from ttl_utils.splits import split_pairs
+from ttl_utils.data.folders import resolve_pairs
+from ttl_utils.data.splits import split_pairs
+from ttl_utils.evaluate.report import format_rows
+from ttl_utils.models.backbones import BACKBONES
+from ttl_utils.train.ablation import compare_variants, inner_splits
+from ttl_utils.train.recipes import RECIPES, FinetuneConfig
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("variants", nargs="*", help=f"default: all of {', '.join(VARIANTS)}")
+    parser.add_argument("variants", nargs="*", help=f"default: all of {', '.join(RECIPES)}")
     parser.add_argument("--data", default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
     parser.add_argument("--holdout", type=int, default=200, help="training pairs held out for selection and scoring")
     parser.add_argument("--both-ways", action="store_true",
@@ -57,13 +58,13 @@ def main(argv: list[str] | None = None) -> int:
         pairs = resolve_pairs(args.data, profile)
         splits = inner_splits(split_pairs(pairs)["train"], args.holdout, args.both_ways)
         base = FinetuneConfig.for_profile(profile, backbone=args.backbone, epochs=args.epochs, workers=args.workers)
-        names = args.variants or list(VARIANTS)
+        names = args.variants or list(RECIPES)
         overrides = {}
         if args.init:  # the same variants from another start; the zero-shot row stays ImageNet's
-            unknown = [name for name in names if name not in VARIANTS]
+            unknown = [name for name in names if name not in RECIPES]
             if unknown:
-                raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(VARIANTS)}.")
-            overrides = {f"{name}@init": {**VARIANTS[name], "init": str(args.init)} for name in names}
+                raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(RECIPES)}.")
+            overrides = {f"{name}@init": {**RECIPES[name].settings, "init": str(args.init)} for name in names}
             names = list(overrides)
             args.against = f"{args.against}@init" if args.against else None
         fit, held_out = splits[0]

@@ -20,9 +20,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from ttl_utils.config import artifacts_dir, get_profile
-from ttl_utils.data import chosen_data
-from ttl_utils.plots import figures_dir
+from ttl_utils.config import artifacts_dir, figures_dir, get_profile
+from ttl_utils.data.folders import chosen_data
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -59,7 +58,7 @@ def main(selected: list[str]) -> int:
         nbformat.write(notebook, out / path.name)
         print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
     if not selected:  # every notebook ran: the talk is rebuilt from their findings (make slides)
-        from ttl_utils.slides import build_slides
+        from ttl_utils.present.slides import build_slides
 
         pages = build_slides(figures)
         print(f"Slides: {len(pages)} pages in {figures / 'slides.pdf'}")

@@ -1,35 +1,48 @@
 """ttl_utils: learning human-like image similarity on Totally-Looks-Like.
 
-Modules, lowest first (a module imports only those before it):
+The package is grouped by stage, lowest first; a floor imports only the floors below it
+(`tests/test_layout.py` checks it):
 
-- utilities: `runtime` (digests, device, workers, memory), `config` (profiles, paths),
-  `progress`, `storage` (atomic writes, locks, the cache of values), `digests` (files' content digests,
-  remembered by size and time);
-- data: `pairs`, `inputs` (pictures users hand in, checked), `data`, `demo`, `splits`, `download`,
-  `explore`, `faces`, `transforms`;
-- models: `models` (backbones, heads, checkpoints), `engine` (frozen forward passes: ONNX Runtime on CPU),
-  `losses`, `optim`, `retrieval` (ranks, metrics), `recipes` (every trainer's settings, built per profile in one place);
-- training: `training_state` (one checkpoint + state format, resume, cached runs),
-  `pair_classifier` (the learned-distance baseline), `trunk` (the frozen trunk's cache),
-  `finetune`, `pretrain` (Barlow Twins);
-- evaluation: `report` (tables with CIs, paired gains, verdicts), `evaluation` (embedding
-  cache, reports), `ablation`, `saliency`, `saliency_report` (what notebook 03 shows of it),
-  `plots`, `results` (the results notebooks hand on, each by one name), `compare` (several
-  models ranked on the same pairs: one table with CIs, paired gains, verdicts), `find` (the
-  look-alikes of any picture in a gallery), `cues` (which cues a similarity needs: colour, detail,
-  outlines), `findings` (each notebook's headline findings, saved beside the figures);
-- entry points: `notebook` (the first lines of every notebook), `cli`, `slides` (the talk, built
-  from the findings and figures).
+- utilities (top-level modules): `config` (profiles, paths, every environment variable),
+  `runtime` (device, the worker and batch-size policy), `progress`, `storage` (atomic writes,
+  locks, tensors saved safely), `digests` (every digest: values, weights, files, datasets),
+  `cache` (the cache of results under `artifacts/`);
+- `data`: pair sets in both layouts, pictures users hand in, galleries, the demo data,
+  splits, the download, faces, image statistics, decoding in threads;
+- `models`: backbones, the embedder, checkpoints and the one way to name a model,
+  preprocessing, the inference engine;
+- `evaluate`: embeddings, the one ranking kernel, metrics and intervals (numpy only),
+  reports (no torch), comparisons;
+- `train`: losses, optimisers, augmentations, recipes (one registry), the training state,
+  the trunk cache, fine-tuning, Barlow Twins pretraining, the pair classifier, recipe ablations;
+- `explain`: saliency maps of a similarity, their faithfulness, the cue test;
+- `present`: plots and pictures (one theme), findings (`results.json`), slides; no torch;
+- entry points (top-level): `pipeline` (the cached results notebooks hand each other, by
+  name), `find` (the look-alike finder), `cli` (`python -m ttl_utils`), `notebook` (a
+  notebook's first lines).
+
+>>> from ttl_utils import load_pairs, split_pairs      # the names most scripts need
 """
 
-from .config import Profile, get_profile
-from .data import load_pairs, resolve_pairs
-from .demo import make_demo_pairs
-from .pairs import DatasetError, PairSet, open_rgb
-from .splits import split_pairs
+from __future__ import annotations
+
+import importlib
 
 __all__ = [
-    "DatasetError", "PairSet", "Profile", "get_profile", "load_pairs", "make_demo_pairs",
-    "open_rgb", "resolve_pairs", "split_pairs",
+    "DatasetError", "PairSet", "Profile", "get_profile", "load_pairs", "make_demo_pairs", "open_rgb", "resolve_pairs",
+    "split_pairs",
 ]
 __version__ = "0.1.0"
+
+# each name is imported when first used, so `import ttl_utils` (and `--help`) stays light
+_HOMES = {
+    "DatasetError": "data.pairs", "PairSet": "data.pairs", "open_rgb": "data.pairs", "Profile": "config",
+    "get_profile": "config", "load_pairs": "data.folders", "resolve_pairs": "data.folders",
+    "make_demo_pairs": "data.demo", "split_pairs": "data.splits",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module 'ttl_utils' has no attribute {name!r}")

@@ -21,20 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import get_profile
-from .data import resolve_pairs, write_pairs
-from .demo import make_demo_pairs
-from .download import DownloadError, download_ttl, install_archives
-from .evaluation import evaluate_model
-from .finetune import finetune
-from .models import BACKBONES, WeightsUnavailableError, build_embedder, checkpoint_extra, load_checkpoint
-from .pairs import DatasetError, UnreadableImage
-from .recipes import LOSSES, FinetuneConfig, PretrainConfig
-from .report import format_report, summary
-from .runtime import choose_device
-from .splits import split_pairs
+from .config import Figures, get_profile, torchrun_ranks
+from .data.download import DownloadError, download_ttl, install_archives
+from .data.folders import resolve_pairs, write_pairs
+from .data.pairs import DatasetError, UnreadableImage
+from .data.splits import split_pairs
+from .models.backbones import BACKBONES, LAYERS, WeightsUnavailableError
+from .runtime import choose_device, inference_batch
 from .storage import BusyError, exclusive, save_json
-from .transforms import Preprocessing
+from .train.recipes import LOSSES, FinetuneConfig, PretrainConfig
 
 log = logging.getLogger("ttl_utils")
 
@@ -51,8 +46,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _layers(text: str) -> tuple[str, ...]:
-    from .models import LAYERS
-
     layers = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))  # each once
     unknown = [name for name in layers if name not in LAYERS]
     if unknown or not layers:
@@ -74,7 +67,7 @@ def _positive(text: str) -> int:
 
 def _image_size(text: str) -> int:
     """A crop size a backbone can run on: at least 32 pixels (five halvings leave one cell)."""
-    from .inputs import MIN_SIDE
+    from .data.inputs import MIN_SIDE
 
     value = _positive(text)
     if value < MIN_SIDE:
@@ -118,7 +111,7 @@ def _output(path: Path | None, flag: str, example: str = "results.json") -> None
 
 def _lead_process() -> bool:
     """Return whether this is the process that writes files (rank 0 under torchrun, or alone)."""
-    return os.environ.get("RANK", "0") == "0"
+    return torchrun_ranks()[0] == 0
 
 
 def _write_json(content, path: Path) -> None:
@@ -132,8 +125,8 @@ def _write_json(content, path: Path) -> None:
 
 def _download(args: argparse.Namespace) -> None:
     if args.weights:
-        from .models import build_backbone, hub_weights_path
-        from .results import STUDY_WEIGHTS
+        from .models.backbones import build_backbone, hub_weights_path
+        from .pipeline import STUDY_WEIGHTS
 
         for weights in STUDY_WEIGHTS.values():
             build_backbone("resnet50", weights)  # fetched into torch.hub's cache, checksum checked
@@ -153,20 +146,29 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
+    from .data.demo import make_demo_pairs
+
     pairs = make_demo_pairs(args.n_pairs, args.size, args.seed)
     if args.out:
         write_pairs(pairs, Path(args.out))
         print(f"Wrote {len(pairs)} demo pairs to {args.out} (official layout)")
     if args.figure:
-        from .plots import pair_grid, save_fig, set_theme
+        from .present.pictures import pair_grid
+        from .present.plots import save_fig, set_theme
 
         set_theme()
         fig = pair_grid(pairs, indices=np.arange(min(args.n_pairs, args.cols * args.rows)), cols=args.cols)
-        for path in save_fig(fig, Path(args.figure).name, Path(args.figure).parent):
+        for path in save_fig(fig, Path(args.figure).name, Figures(Path(args.figure).parent)):
             print(f"Wrote {path}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate.compare import evaluate_model
+    from .evaluate.report import format_report, summary
+    from .models.checkpoints import load_checkpoint
+    from .models.embedder import build_embedder
+    from .models.preprocessing import Preprocessing
+
     profile = args.profile
     _output(args.json, "--json")
     device = choose_device(args.device)
@@ -187,8 +189,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         pairs = split_pairs(pairs)[args.split]
     _enough_pairs(pairs, args.split)
     _warn_if_trained_on(args.checkpoint, extra, pairs)
-    batch_size = args.batch_size or (profile.batch_size if device.startswith("cuda") else 32)
-    report = evaluate_model(embedder, preprocessing, pairs, batch_size=batch_size,
+    report = evaluate_model(embedder, preprocessing, pairs, batch_size=inference_batch(profile, device, args.batch_size),
                             device=device, num_workers=args.workers, cache=not args.no_cache)
     print(format_report(report))
     if args.json:
@@ -197,7 +198,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _warn_if_trained_on(name, extra: dict, pairs) -> None:
     """Warn when a checkpoint is judged on pairs it was fine-tuned on (its `extra` records them)."""
-    from .evaluation import training_overlap
+    from .evaluate.compare import training_overlap
 
     seen = training_overlap(extra, pairs)
     if seen:
@@ -217,7 +218,7 @@ def _enough_pairs(pairs, split: str) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from .pretrain import pretrain
+    from .train.pretrain import pretrain
 
     _output(args.out, "--out", "bt.pt")
     choose_device(args.device)
@@ -235,6 +236,8 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _finetune(args: argparse.Namespace) -> None:
+    from .train.finetune import finetune
+
     if args.init is not None and not Path(args.init).is_file():
         raise UsageError(f"--init: no checkpoint at {args.init}.")
     _output(args.out, "--out", "ft.pt")
@@ -265,16 +268,10 @@ def _finetune(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from .compare import (
-        compare_models,
-        comparison_summary,
-        comparison_table,
-        format_comparison,
-        load_models,
-        unique_names,
-        verdicts,
-    )
-    from .faces import generic_subset
+    from .data.faces import generic_subset
+    from .evaluate.compare import compare_models, load_models
+    from .evaluate.report import comparison_summary, comparison_table, format_comparison, unique_names, verdicts
+    from .models.checkpoints import checkpoint_extra
 
     if args.names is not None and len(args.names) != len(args.models):
         raise UsageError(f"--names: give one name per MODEL ({len(args.models)} models, {len(args.names)} names).")
@@ -293,18 +290,18 @@ def _compare(args: argparse.Namespace) -> None:
     for spec in args.models:
         if Path(spec).is_file():
             _warn_if_trained_on(spec, checkpoint_extra(spec), pairs)
-    batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
-    ranked = compare_models(loaded, pairs, device, batch_size, args.workers, cache=not args.no_cache)
+    ranked = compare_models(loaded, pairs, device, inference_batch(args.profile, device, args.batch_size), args.workers,
+                            cache=not args.no_cache)
     table, lines = comparison_table(ranked), verdicts(ranked)
     print(format_comparison(table, lines, f"{pairs.name}: {len(pairs)} queries among {len(pairs)} candidates"))
     if args.figure:
-        from .plots import comparison_figures, save_fig, set_theme
+        from .present.plots import comparison_figures, save_fig, set_theme
 
         set_theme()
-        figures = comparison_figures({m.name: m.ranks["left -> right"] for m in ranked}, len(pairs),
+        figures = comparison_figures({m.name: m.left_to_right for m in ranked}, len(pairs),
                                      f"{pairs.name}, left -> right")
         for suffix, fig in zip(("rank_histogram", "cmc"), figures):
-            for path in save_fig(fig, f"{args.figure.name}_{suffix}", args.figure.parent):
+            for path in save_fig(fig, f"{args.figure.name}_{suffix}", Figures(args.figure.parent)):
                 print(f"Wrote {path}")
     if args.json:
         _write_json(comparison_summary(ranked, table, lines, data=pairs.name, fingerprint=pairs.fingerprint,
@@ -319,8 +316,10 @@ def _figure_prefix(path: Path | None) -> Path | None:
 
 
 def _find(args: argparse.Namespace) -> None:
-    from .find import Gallery, choose_model, find_lookalikes, gallery_embeddings
-    from .inputs import image_files, read_image
+    from .data.gallery import Gallery
+    from .data.inputs import image_files, read_image
+    from .evaluate.embeddings import gallery_embeddings
+    from .find import choose_model, find_lookalikes
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}: ask for at least one match.")
@@ -336,8 +335,8 @@ def _find(args: argparse.Namespace) -> None:
     spec = str(args.checkpoint) if args.checkpoint else args.backbone
     embedder, preprocessing, described = choose_model(args.profile, spec, args.data)
     print(f"Model: {described}")
-    batch_size = args.batch_size or (args.profile.batch_size if device.startswith("cuda") else 32)
-    kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device, batch_size, args.workers)
+    kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device,
+                                       inference_batch(args.profile, device, args.batch_size), args.workers)
     found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top)
     for path, matches in zip(queries, found):
         print(f"{path}: {len(matches)} look-alikes among {len(kept)} pictures of {kept.name}")
@@ -355,15 +354,16 @@ def _find(args: argparse.Namespace) -> None:
 
 def _find_figure(args, queries, images, gallery, found, embedder, preprocessing) -> None:
     from .find import lookalike_rows
-    from .plots import lookalike_grid, save_fig, set_theme
-    from .recipes import SaliencySettings
+    from .present.pictures import lookalike_grid
+    from .present.plots import save_fig, set_theme
+    from .train.recipes import SaliencySettings
 
     settings = SaliencySettings.for_profile(args.profile)
     rows = lookalike_rows(embedder, preprocessing, [(f"query: {path.name}", image) for path, image in zip(queries, images)],
                           gallery, found, settings if args.explain else None)
     set_theme()
-    fig = lookalike_grid(rows, preprocessing, signed=settings.method != "gradcam")
-    for written in save_fig(fig, args.figure.name, args.figure.parent):
+    fig = lookalike_grid(rows, signed=settings.method != "gradcam")
+    for written in save_fig(fig, args.figure.name, Figures(args.figure.parent)):
         print(f"Wrote {written}")
 
 

@@ -1,4 +1,5 @@
-"""Digests of files' bytes, computed once and remembered while a file's size and time are unchanged.
+"""Every digest the project computes: of values (cache keys), of a model's weights, of a file's bytes,
+of a dataset, and of files remembered while their size and time are unchanged.
 
 Every cache of the project is keyed by what the images *hold*, not by their names or
 sizes: swapping two same-sized pictures changes the key. Reading every byte of a dataset
@@ -8,6 +9,8 @@ when one of them changes (a copy that keeps the modification time still changes 
 Touching a file without changing it recomputes its digest, which comes out the same, so
 nothing downstream is recomputed.
 
+>>> content_digest("demo", 1)
+'e2646ea5fda75dee'
 >>> file_digests(["data/ttl/left/00018.jpg"])     # doctest: +SKIP
 ['3f1c0d9e2b7a64c1e0f5a9d8b2c47e10']
 """
@@ -25,22 +28,57 @@ import numpy as np
 
 from .config import artifacts_dir
 from .progress import progress
-from .runtime import content_digest
+from .runtime import io_threads
 from .storage import save_json
 
-__all__ = ["array_digest", "bytes_digest", "file_digests", "source_digests"]
+__all__ = ["array_digest", "bytes_digest", "content_digest", "dataset_fingerprint", "file_digests", "model_fingerprint",
+           "sha256_file", "source_digests"]
 
 _CHUNK = 1 << 20
 _INDEX_VERSION = 2
 
 
-def bytes_digest(path: str | Path) -> str:
-    """Return the SHA-256 of the file's bytes (32 hex digits), read in chunks."""
+def content_digest(*parts: object) -> str:
+    """Return a short hex digest of `parts` (their reprs), for fingerprints and cache keys."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(model) -> str:
+    """Return a digest of a torch module's weights and buffers: equal digests, equal models."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Return the SHA-256 of the file's bytes as 64 hex digits, read in chunks (what `SHA256SUMS` records)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
-    return h.hexdigest()[:32]
+    return h.hexdigest()
+
+
+def bytes_digest(path: str | Path) -> str:
+    """Return the SHA-256 of the file's bytes, its first 32 hex digits (a picture's content key)."""
+    return sha256_file(path)[:32]
+
+
+def dataset_fingerprint(layout: str, rows: Sequence[tuple[str, str, str, str, str]]) -> str:
+    """Return a dataset's fingerprint from its layout and one row a pair: (id, left name, left digest,
+    right name, right digest)."""
+    h = hashlib.sha256(f"{layout}\tcontent\n".encode())
+    for row in rows:
+        h.update(("\t".join(row) + "\n").encode())
+    return h.hexdigest()[:16]
 
 
 def array_digest(array: np.ndarray) -> str:
@@ -91,8 +129,7 @@ def file_digests(paths: Sequence[str | Path], desc: str = "Reading images") -> l
         digests.append(known[4] if fresh else None)
     todo = [i for i, d in enumerate(digests) if d is None]
     if todo:
-        workers = max(1, min(8, os.cpu_count() or 1))
-        with ThreadPoolExecutor(workers) as pool:  # hashing releases the GIL
+        with ThreadPoolExecutor(io_threads()) as pool:  # hashing releases the GIL
             computed = list(progress(pool.map(bytes_digest, [paths[i] for i in todo]), total=len(todo),
                                      desc=desc, unit="file", leave=False, disable=len(todo) < 500))
         changed: set[Path] = set()

@@ -7,16 +7,17 @@ in the committed notebooks.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
-from tqdm.auto import tqdm
+from .config import progress_disabled
 
 __all__ = ["progress"]
 
 
 def progress(iterable: Iterable, **kwargs) -> Iterable:
     """Return `iterable` wrapped in a `tqdm.auto` bar, unless `TQDM_DISABLE` is set."""
-    if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+    if progress_disabled():
         return iterable
+    from tqdm.auto import tqdm
+
     return tqdm(iterable, **kwargs)

@@ -1,8 +1,4 @@
-"""Writing files atomically and the cache of expensive results under `artifacts/`.
-
-`cached` is the cache-or-compute call for values (embeddings, ranks, saliency maps);
-training runs, which write checkpoints and resume, go through `training_state.cached_training`,
-built on the same `cache_path`.
+"""Writing files atomically, locks on outputs, and tensors saved and loaded safely.
 
 A file is written to a temporary name beside its target, then renamed over it, so a
 crash or a full disk never leaves half a checkpoint or half a split behind.
@@ -21,13 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .config import artifacts_dir
-from .runtime import content_digest
-
-__all__ = ["BusyError", "atomic_write", "cache_path", "cached", "exclusive", "load_torch", "remove_stale_temporaries",
-           "save_json", "save_torch"]
+__all__ = ["BusyError", "atomic_write", "exclusive", "load_torch", "remove_stale_temporaries", "save_json",
+           "save_torch"]
 
 
 def _umask() -> int:
@@ -143,28 +134,14 @@ def save_json(content: Any, path: str | Path) -> Path:
 
 def save_torch(obj: Any, path: str | Path) -> Path:
     """`torch.save` `obj` to `path`, atomically."""
+    import torch
+
     return atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
     """Return what `save_torch` wrote, loaded with `weights_only=True` (no code is run)."""
+    import torch
+
     return torch.load(path, map_location=map_location, weights_only=True)
 
-
-def cache_path(kind: str, **key: Any) -> Path:
-    """Return `artifacts/<kind>/<digest of key>.pt`: one file per distinct key."""
-    return artifacts_dir() / kind / f"{content_digest(sorted(key.items()))}.pt"
-
-
-def cached(kind: str, compute: Callable[[], Any], **key: Any) -> Any:
-    """Return `compute()`, stored under `artifacts/<kind>/` by `key` and loaded from there next time.
-
-    The result must be saveable with `weights_only` loading: tensors, numbers, strings,
-    lists and dicts of them.
-    """
-    path = cache_path(kind, **key)
-    if path.is_file():
-        return load_torch(path)
-    result = compute()
-    save_torch(result, path)
-    return result

@@ -1,0 +1,12 @@
+"""Judging models: embeddings, ranks, metrics with intervals, reports and comparisons.
+
+Holds: `embeddings` (every forward pass without gradients over pictures: pair sets, a
+gallery, queries, pictures with a cue taken away; their cache keys), `ranking` (the one
+tie-aware ranking kernel and what is built on it), `metrics` (metrics on ranks, bootstrap
+intervals, `Ranked`: one model's ranks both ways; numpy only), `report` (tables, the one
+interval formatter, paired gains, verdicts, sentences; no torch), `compare` (one model's
+report, several models on the same pairs).
+
+May import: `models`, `data`, and the utilities. `metrics` and `report` import neither torch
+nor ONNX Runtime.
+"""

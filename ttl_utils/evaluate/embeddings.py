@@ -1,0 +1,210 @@
+"""Embeddings: of pair sets, of a gallery, of query pictures and of pictures with a cue taken away,
+and their cache keys. The one place a model runs over pictures without gradients.
+
+Pictures are decoded in threads beside the inference engine on CPU (`data.loading`); an
+`Embedder`'s backbone runs through the engine (`models.engine`: ONNX Runtime on CPU), its
+pooling and head in torch. Pair-set embeddings are kept under `artifacts/embeddings/`, a
+gallery's under `artifacts/gallery/` (one row per distinct picture content), each keyed by the
+model's weights, its layers and head, the preprocessing and the pictures' content.
+
+>>> left, right = embed_pairs(build_embedder(), Preprocessing.for_size(224), pairs)   # doctest: +SKIP
+>>> kept, vectors = gallery_embeddings(embedder, preprocessing, Gallery.from_folder("photos/"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..cache import cache_path
+from ..data.gallery import Gallery
+from ..data.inputs import InputError, why_unreadable
+from ..data.loading import batches
+from ..data.pairs import ImageSource, PairSet, open_rgb
+from ..digests import model_fingerprint, source_digests
+from ..models.embedder import Embedder
+from ..models.engine import frozen_embedder
+from ..models.preprocessing import CUES, CuePreprocessing, Preprocessing
+from ..progress import progress
+from ..storage import load_torch, save_torch
+
+__all__ = ["cue_embeddings", "embed", "embed_pairs", "embed_queries", "embeddings_cached", "gallery_embeddings"]
+
+log = logging.getLogger(__name__)
+
+
+class _Images(Dataset):
+    def __init__(self, sources: Sequence[ImageSource], transform: Callable):
+        self.sources, self.transform = sources, transform
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        if isinstance(self.transform, Preprocessing):  # uint8 pixels; `embed` normalises whole batches
+            # a large JPEG is decoded reduced to what the resize keeps
+            return self.transform.pixels(open_rgb(self.sources[i], min_side=self.transform.resize))
+        return self.transform(open_rgb(self.sources[i]))
+
+
+def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, batch_size: int = 32,
+          device: str | torch.device = "cpu", num_workers: int | None = None, desc: str = "Embedding") -> torch.Tensor:
+    """Return `model`'s embeddings of `images` (paths or arrays) as an `N x D` float32 CPU tensor.
+
+    Images are opened and transformed while the model runs: on CPU in threads of this
+    process (`data.loading.threaded_batches`; `num_workers` of them, 0: one after the other), on a
+    GPU in `num_workers` worker processes. No autograd graph is built. An `Embedder`'s backbone runs
+    through the inference engine (`models.engine.frozen_maps`: ONNX Runtime on CPU), its pooling and
+    head in torch; any other model runs in torch, in channels-last memory format.
+    """
+    device = torch.device(device)
+    loader = batches(_Images(images, transform), batch_size, device, num_workers)
+    with torch.no_grad():  # not inference mode: the moved weights must stay usable for training and attribution
+        model = model.eval().to(device, memory_format=torch.channels_last)
+    finish = transform.normalise if isinstance(transform, Preprocessing) else (lambda batch: batch)
+    if isinstance(model, Embedder):
+        embedding = frozen_embedder(model, device)
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            return embedding(finish(batch))
+    else:
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            return model(finish(batch).to(device, non_blocking=True, memory_format=torch.channels_last))
+    with torch.inference_mode():
+        out = [forward(batch).float().cpu() for batch in progress(loader, desc=desc, unit="batch", leave=False,
+                                                                   total=-(-len(images) // batch_size))]
+    return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def _embedding_key(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> dict:
+    return {"model": model_fingerprint(embedder), "describe": embedder.describe(),
+            "preprocessing": preprocessing.to_dict(), "data": pairs.fingerprint}
+
+
+def embeddings_cached(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> bool:
+    """Return whether `embed_pairs` would read both sides from the cache (no forward pass)."""
+    key = _embedding_key(embedder, preprocessing, pairs)
+    return all(cache_path("embeddings", side=side, **key).is_file() for side in ("left", "right"))
+
+
+def embed_pairs(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet, batch_size: int = 32,
+                device: str = "cpu", num_workers: int | None = None, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the embeddings of the left and of the right images of `pairs`.
+
+    With `cache`, they are stored under `artifacts/embeddings/`, keyed by the model's
+    weights, its layers and head, the preprocessing and the dataset's fingerprint, and
+    read from there the next time.
+    """
+    key = _embedding_key(embedder, preprocessing, pairs)
+    out = []
+    for side, images in (("left", pairs.left), ("right", pairs.right)):
+        path = cache_path("embeddings", side=side, **key)
+        if cache and path.is_file():
+            saved = load_torch(path)
+            if list(saved["ids"]) == list(pairs.ids):
+                log.info("Loaded cached %s embeddings from %s", side, path)
+                out.append(saved["embeddings"])
+                continue
+        vectors = embed(embedder, images, preprocessing, batch_size=batch_size, device=device,
+                        num_workers=num_workers, desc=f"Embedding {side} images")
+        if cache:
+            save_torch({"ids": list(pairs.ids), "embeddings": vectors, "key": repr(key)}, path)
+        out.append(vectors)
+    return out[0], out[1]
+
+
+def cue_embeddings(embedder, preprocessing: Preprocessing, pairs: PairSet, cues: Sequence[str] = tuple(CUES),
+                   device: str = "cpu") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Return, for each cue, the unit embeddings of `pairs`' left and right images with that cue
+    taken away from both (`original`: unchanged; `models.preprocessing.CUES`)."""
+    out = {}
+    for cue in cues:
+        if cue not in CUES:
+            raise ValueError(f"Unknown cue {cue!r}: choose among {', '.join(CUES)}.")
+        transform = CuePreprocessing(resize=preprocessing.resize, crop=preprocessing.crop, mean=preprocessing.mean,
+                                     std=preprocessing.std, cue=cue)
+        left, right = (F.normalize(embed(embedder, images, transform, device=device, desc=f"Embedding ({cue})"), dim=1)
+                       for images in (pairs.left, pairs.right))
+        out[cue] = (left, right)
+    return out
+
+
+def _digests(images: list[ImageSource]) -> list[str]:
+    """Return a digest of each picture's content (remembered while a file's size and time are
+    unchanged); "" for a file that cannot be read at all (gone, no permission): it is then
+    reported as unreadable."""
+    try:
+        return source_digests(images, desc="Reading the gallery")
+    except OSError:
+        found = []
+        for image in images:
+            try:
+                found += source_digests([image])
+            except OSError:
+                found.append("")
+        return found
+
+
+def _unreadable(gallery: Gallery, indices: list[int], digests: list[str]) -> dict[int, str]:
+    reasons = {}
+    for i in indices:
+        if isinstance(gallery.images[i], np.ndarray):
+            continue
+        reason = why_unreadable(gallery.images[i]) if digests[i] else "cannot be read"
+        if reason:
+            reasons[i] = reason
+    return reasons
+
+
+def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery: Gallery, device: str = "cpu",
+                       batch_size: int = 32, num_workers: int | None = None) -> tuple[Gallery, torch.Tensor]:
+    """Return `(readable gallery, its unit-length embeddings)`, embedding only pictures whose content is
+    not in this model's cache yet; unreadable files are skipped and listed in one warning."""
+    path = cache_path("gallery", model=model_fingerprint(embedder), describe=embedder.describe(),
+                      preprocessing=preprocessing.to_dict())
+    store = load_torch(path) if path.is_file() else {"digests": [], "embeddings": torch.empty(0, 0)}
+    known = {d: i for i, d in enumerate(store["digests"])}
+    digests = _digests(list(gallery.images))
+    todo = [i for i, d in enumerate(digests) if d not in known]
+    bad = _unreadable(gallery, todo, digests)
+    if bad:
+        listed = "; ".join(f"{gallery.labels[i]} ({why})" for i, why in list(bad.items())[:10])
+        log.warning("Skipped %d unreadable gallery file(s): %s%s", len(bad), listed, " ..." if len(bad) > 10 else "")
+    todo = [i for i in todo if i not in bad and digests[i] not in known]
+    fresh = list(dict.fromkeys(digests[i] for i in todo))  # a picture present twice is embedded once
+    if fresh:
+        first: dict[str, int] = {}
+        for i in todo:
+            first.setdefault(digests[i], i)
+        vectors = embed(embedder, [gallery.images[first[d]] for d in fresh], preprocessing, batch_size=batch_size,
+                        device=device, num_workers=num_workers, desc="Embedding the gallery")
+        old = store["embeddings"]
+        store = {"digests": store["digests"] + fresh,
+                 "embeddings": torch.cat([old, vectors]) if len(old) else vectors}
+        save_torch(store, path)
+        known = {d: i for i, d in enumerate(store["digests"])}
+    log.info("Gallery %s: %d pictures, %d embedded now, %d from the cache (%s)", gallery.name,
+             len(gallery) - len(bad), len(fresh), len(gallery) - len(bad) - len(fresh), path)
+    kept = [i for i in range(len(gallery)) if i not in bad]
+    if not kept:
+        raise InputError(f"--gallery {gallery.name}: no readable pictures.")
+    rows = torch.as_tensor([known[digests[i]] for i in kept], dtype=torch.long)
+    return gallery.subset(kept), F.normalize(store["embeddings"][rows].float(), dim=1)
+
+
+@torch.no_grad()
+def embed_queries(embedder: Embedder, preprocessing: Preprocessing, images: Sequence, batch_size: int = 32
+                  ) -> torch.Tensor:
+    """Return the unit-length embeddings of query pictures (PIL images), `batch_size` at a time, on
+    the device the embedder is on."""
+    embedder = embedder.eval()
+    forward = frozen_embedder(embedder, next(embedder.parameters()).device)  # the inference engine on CPU
+    out = [forward(torch.stack([preprocessing(image) for image in images[start:start + batch_size]]))
+           for start in range(0, len(images), batch_size)]
+    return F.normalize(torch.cat(out).float().cpu(), dim=1)

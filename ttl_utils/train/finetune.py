@@ -1,0 +1,342 @@
+"""Fine-tuning an embedder on TTL pairs with InfoNCE or a triplet loss.
+
+The model is a backbone with a projection head (`models.embedder.Embedder`) on the pooled features
+of `layers` (by default `layer3` and `layer4`, each pooled in 4 x 4 cells, trained with
+InfoNCE: the recipe chosen on pairs held out from training; see `ablation`).
+`unfreeze` says how many of the backbone's last stages train (0: the head alone; 4:
+everything; by default 1, as two gained nothing clear for twice the time), at
+`backbone_lr`, lower than the head's `lr`. The frozen lower part, the *trunk*, runs once
+and is cached (`trunk`); with `views=0` (or `unfreeze=4`) every step augments images
+afresh and runs the whole network. The settings and what each profile makes of them are
+in `recipes` (`FinetuneConfig.for_profile`).
+
+The run goes in stages: `_set_up` (the model, the trunk's outputs, the optimiser, the state
+resumed from), `_train_epoch`, `_validate` and `_select` (the checkpoint of the best epoch),
+and `_save` (the training state).
+
+Each epoch ends with R@k on the validation pairs; the best epoch is kept (ties broken by
+the mean reciprocal rank; early stopping after `patience` epochs without gain) and written
+to `out` in the checkpoint format that `evaluate --checkpoint` reads. The training state (current weights, optimiser, history)
+goes to `<out>.state.pt` after every epoch, atomically, in the format every trainer shares
+(`training_state`); `resume=True` continues from it
+and reproduces an uninterrupted run, because every epoch's shuffling and view choice
+depend only on `(seed, epoch)`.
+
+>>> config = FinetuneConfig(out="runs/ft.pt", unfreeze=1, miner="semihard")   # doctest: +SKIP
+>>> result = finetune(config, train_pairs, val_pairs)                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..data.pairs import PairSet
+from ..evaluate.metrics import retrieval_metrics
+from ..evaluate.ranking import rank_pairs
+from ..models.backbones import LAYERS, build_backbone
+from ..models.checkpoints import load_checkpoint, save_checkpoint
+from ..models.embedder import Embedder
+from ..models.preprocessing import Preprocessing
+from ..progress import progress
+from ..runtime import loader_workers
+from .augment import PairAugmentation
+from .losses import info_nce_loss, pair_triplet_loss
+from .recipes import FinetuneConfig
+from .state import cached_training, finished_run, load_state, save_state, state_path
+from .trunk import top_forward, trunk_inputs, trunk_runner
+
+__all__ = ["FinetuneResult", "build_model", "cached_finetune", "finetune", "finished_finetune", "zero_shot_reference"]
+
+log = logging.getLogger(__name__)
+
+# settings added after runs were cached, with the value those runs had: that value stays out of
+# cache keys, so they are found
+_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet"}
+_RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
+_VERSION = 2  # of the training code: a change of what it computes must bump it
+
+
+@dataclass
+class FinetuneResult:
+    """What `finetune` returns: the best checkpoint, its epoch and validation metrics, the history."""
+
+    checkpoint: Path
+    best_epoch: int
+    best: dict
+    history: list[dict]
+    embedder: Embedder
+
+
+def build_model(config: FinetuneConfig) -> Embedder:
+    """Return the embedder to fine-tune: `backbone` with its pretrained `weights` (or `init`'s backbone)
+    and a new head."""
+    if config.init:
+        source = load_checkpoint(config.init)[0]
+        backbone = source.backbone
+        if source.layers != config.layers:
+            log.info("Using the backbone of %s; its layers %s are replaced by %s", config.init, source.layers,
+                     config.layers)
+    else:
+        backbone = build_backbone(config.backbone, config.weights)
+    if not str(backbone.weights).endswith("+finetune"):  # reports and checkpoints say what the weights are
+        backbone.weights = f"{backbone.weights}+finetune"
+    head = {"kind": config.head}
+    if config.head != "none":
+        head.update(out_dim=config.out_dim, identity_init=config.identity_init and config.head == "linear")
+        if config.head == "mlp":
+            head.pop("identity_init")
+    return Embedder(backbone, config.layers, head, config.grid).eval()
+
+
+def zero_shot_reference(config: FinetuneConfig) -> Embedder:
+    """Return what fine-tuning is measured against: the starting backbone's usual embedding, pooled
+    `layer4` (an identity head changes nothing)."""
+    return build_model(replace(config, layers=("layer4",), grid=0))
+
+
+# --- one epoch -----------------------------------------------------------------------------------
+
+def _trainable(embedder: Embedder, config: FinetuneConfig) -> list[dict]:
+    for p in embedder.parameters():
+        p.requires_grad_(False)
+    groups = []
+    head = list(embedder.head.parameters())
+    if head:
+        groups.append({"params": head, "lr": config.lr})
+    stages = LAYERS[len(LAYERS) - config.unfreeze:]
+    backbone = [p for layer in stages for module in embedder.backbone.stage_modules(layer) for p in module.parameters()]
+    if backbone:
+        groups.append({"params": backbone, "lr": config.backbone_lr})
+    for group in groups:
+        for p in group["params"]:
+            p.requires_grad_(True)
+    return groups
+
+
+def _train_mode(embedder: Embedder) -> None:
+    # the backbone keeps its batch-norm statistics and no drop-connect (batches of 64 pairs are
+    # too small and too alike to re-estimate them); only the head's batch norm, if any, learns
+    embedder.eval()
+    embedder.head.train()
+
+
+def _loss(left: torch.Tensor, right: torch.Tensor, config: FinetuneConfig) -> torch.Tensor:
+    if config.loss == "infonce":
+        return info_nce_loss(left, right, config.temperature)
+    return pair_triplet_loss(left, right, config.miner, config.margin)
+
+
+def _epoch_generator(config: FinetuneConfig, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(config.seed * 100003 + epoch)
+
+
+def _cached_batches(inputs: dict[str, torch.Tensor], config: FinetuneConfig, epoch: int):
+    """Yield `(left, right)` trunk outputs: a shuffled batch of pairs, one random augmented view of each image."""
+    g = _epoch_generator(config, epoch)
+    n, n_views = inputs["left"].shape[:2]
+    order = torch.randperm(n, generator=g)
+    for s in range(0, n - config.batch_size + 1 if n >= config.batch_size else 1, config.batch_size):
+        idx = order[s:s + config.batch_size]
+        if n_views > 1:
+            view_l = torch.randint(1, n_views, (len(idx),), generator=g)
+            view_r = torch.randint(1, n_views, (len(idx),), generator=g)
+        else:
+            view_l = view_r = torch.zeros(len(idx), dtype=torch.long)
+        yield inputs["left"][idx, view_l].float(), inputs["right"][idx, view_r].float()
+
+
+class _PairViews(Dataset):
+    """Pair `i` as two freshly augmented images, seeded by (seed, epoch, i)."""
+
+    def __init__(self, pairs: PairSet, config: FinetuneConfig, epoch: int):
+        self.pairs, self.seed, self.epoch = pairs, config.seed, epoch
+        self.augment = PairAugmentation(config.image_size, config.min_scale)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(hash((self.seed, self.epoch, i)) % 2**62)
+            return self.augment(self.pairs.left_image(i)), self.augment(self.pairs.right_image(i))
+
+
+def _online_batches(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, epoch: int, device: torch.device):
+    g = _epoch_generator(config, epoch)
+    loader = DataLoader(_PairViews(pairs, config, epoch), batch_size=config.batch_size, shuffle=True, generator=g,
+                        drop_last=len(pairs) >= config.batch_size, num_workers=loader_workers(config.workers))
+    forward = trunk_runner(embedder, config, device)  # the frozen stages, exported once for the run
+    for left, right in loader:
+        yield forward(left), forward(right)
+
+
+@dataclass
+class _Run:
+    """What a fine-tuning run carries from stage to stage."""
+
+    embedder: Embedder
+    optimiser: torch.optim.Optimizer
+    train_inputs: dict | None
+    val_inputs: dict | None
+    device: torch.device
+    data: dict
+    start_epoch: int = 0
+    history: list = None
+    best: dict = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    trained_on: tuple = ()  # digests of the training pairs (`PairSet.pair_digests`)
+
+
+def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) -> dict:
+    """Train one epoch; return its history record (the mean training loss)."""
+    _train_mode(run.embedder)
+    batches = _cached_batches(run.train_inputs, config, epoch) if run.train_inputs is not None \
+        else _online_batches(run.embedder, train, config, epoch, run.device)
+    losses = []
+    for left, right in progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
+        loss = _loss(top_forward(run.embedder, left.to(run.device), config),
+                     top_forward(run.embedder, right.to(run.device), config), config)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"The loss became {loss.item()} in epoch {epoch + 1}; lower the learning rate.")
+        run.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimiser.step()
+        losses.append(loss.item())
+    return {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+
+
+# --- validation and selection --------------------------------------------------------------------
+
+@torch.no_grad()
+def _validate(embedder: Embedder, inputs: dict[str, torch.Tensor], config: FinetuneConfig,
+              device: torch.device) -> dict:
+    """Return R@1, R@select_k and the MRR on the validation pairs, both directions pooled."""
+    embedder.eval()
+    left, right = (torch.cat([top_forward(embedder, inputs[side][i:i + 128, 0].float().to(device), config).cpu()
+                              for i in range(0, len(inputs[side]), 128)]) for side in ("left", "right"))
+    metrics = retrieval_metrics(rank_pairs("", left, right, candidates=False).both_ways(), (1, config.select_k))
+    return {"val_r1": metrics["R@1"], f"val_r{config.select_k}": metrics[f"R@{config.select_k}"],
+            "val_mrr": metrics["MRR"]}
+
+
+def _select(run: _Run, config: FinetuneConfig, record: dict) -> None:
+    """Keep `record`'s epoch when it beats the best so far (R@k, ties broken by the MRR): write the checkpoint."""
+    key = f"val_r{config.select_k}"
+    reference = run.best or run.history[0]
+    # R@k decides; on a tie (R@k saturates on easy data) the mean reciprocal rank does
+    if run.val_inputs is None or (record[key], record["val_mrr"]) > (reference[key], reference["val_mrr"]):
+        run.best, run.best_epoch, run.bad_epochs = record, record["epoch"], 0
+        _write_checkpoint(config, run.embedder, run.data, record, run.trained_on)
+    else:
+        run.bad_epochs += 1
+
+
+def _write_checkpoint(config: FinetuneConfig, embedder: Embedder, data: dict, record: dict,
+                      trained_on: tuple[str, ...]) -> None:
+    """Write the checkpoint; it records the digests of the pairs it was trained on (`evaluate` warns
+    when it is evaluated on any of them)."""
+    save_checkpoint(config.out, embedder, Preprocessing.for_size(config.image_size), finetune={
+        "config": asdict(config), "data": data, "epoch": record["epoch"], "metrics": record,
+        "trained_on": list(trained_on)})
+
+
+def _save(run: _Run, config: FinetuneConfig, epoch: int, finished: bool = False) -> None:
+    save_state(config, epoch, run.history, finished, state_dict=run.embedder.state_dict(),
+               optimizer=run.optimiser.state_dict(), data=run.data, best=run.best, best_epoch=run.best_epoch,
+               bad_epochs=run.bad_epochs)
+
+
+# --- set-up, the loop, the cached run ------------------------------------------------------------
+
+def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume: bool) -> _Run:
+    """Return a run ready for its first epoch: the model, the trunk's outputs, the optimiser, and the
+    state it resumes from (or the zero-shot validation as epoch 0)."""
+    if len(train) < 2:
+        raise ValueError(f"Fine-tuning needs at least 2 training pairs, got {len(train)}.")
+    state = load_state(config, _RESUMABLE_CHANGES) if resume else None
+    data = _data_key(train, val)
+    if state is not None and state.get("data") != data:
+        saved = state.get("data") or {}
+        differs = [f"{part} pairs {saved.get(part)} (now {data[part]})" for part in data if saved.get(part) != data[part]]
+        raise ValueError(f"resume: {state_path(config.out)} was trained on other data: " + ", ".join(differs)
+                         + " (fingerprints of the images' content); give the same --data and --split, or train anew.")
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    embedder = build_model(config)
+    # the trunk's outputs come from the initial weights, which the trunk keeps
+    train_inputs = trunk_inputs(embedder, train, config, augmented=True, device=device) if config.cached else None
+    val_inputs = trunk_inputs(embedder, val, config, augmented=False, device=device) if val is not None else None
+    embedder.to(device)
+    optimiser = torch.optim.AdamW(_trainable(embedder, config), weight_decay=config.weight_decay)
+    run = _Run(embedder, optimiser, train_inputs, val_inputs, device, data, history=[], best={},
+               trained_on=train.pair_digests())
+    if state is not None:
+        embedder.load_state_dict(state["state_dict"])
+        optimiser.load_state_dict(state["optimizer"])
+        run.start_epoch, run.history = state["epoch"], list(state["history"])
+        run.best, run.best_epoch, run.bad_epochs = dict(state["best"]), state["best_epoch"], state["bad_epochs"]
+    else:
+        initial = _validate(embedder, val_inputs, config, device) if val_inputs is not None else {}
+        run.history.append({"epoch": 0, "train_loss": None, **initial, "seconds": 0.0})
+        log.info("Before training: %s", json.dumps(run.history[0]))
+    return run
+
+
+def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None, resume: bool = False) -> FinetuneResult:
+    """Fine-tune on the pairs `train`, select the epoch on `val` (or keep the last without it);
+    return the result, whose checkpoint is `config.out`. See the module doc."""
+    run = _set_up(config, train, val, resume)
+    log.info("Fine-tuning %s (%d stages unfrozen, head %s on %s, %s loss%s) on %d pairs", run.embedder.backbone.name,
+             config.unfreeze, config.head,
+             "+".join(config.layers) + (f" in {config.grid}x{config.grid} cells" if config.grid else ""), config.loss,
+             f", {config.miner} miner" if config.loss == "triplet" else "", len(train))
+    for epoch in range(run.start_epoch, config.epochs):
+        if run.val_inputs is not None and run.bad_epochs >= config.patience:
+            log.info("Stopping early: no gain in R@%d for %d epochs", config.select_k, config.patience)
+            break
+        tick = time.perf_counter()
+        record = _train_epoch(run, config, train, epoch)
+        if run.val_inputs is not None:
+            record.update(_validate(run.embedder, run.val_inputs, config, run.device))
+        record["seconds"] = round(time.perf_counter() - tick, 2)
+        run.history.append(record)
+        log.info(json.dumps(record))
+        _select(run, config, record)
+        _save(run, config, epoch + 1)
+    if run.best_epoch == 0:  # validation never improved on the starting point: keep that
+        _write_checkpoint(config, build_model(config), run.data, run.history[0], ())  # untrained
+        run.best = run.history[0]
+    _save(run, config, len(run.history) - 1, finished=True)
+    final, _, _ = load_checkpoint(config.out, run.device)
+    return FinetuneResult(Path(config.out), run.best_epoch, run.best, run.history, final)
+
+
+def _data_key(train: PairSet, val: PairSet | None) -> dict:
+    return {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
+
+
+def finished_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None) -> Path | None:
+    """Return the checkpoint of `cached_finetune(config, train, val)` if that run is finished, else None
+    (nothing is trained)."""
+    return finished_run("finetune", config, _data_key(train, val), _VERSION, omit=_LATER_SETTINGS)
+
+
+def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None) -> FinetuneResult:
+    """Return `finetune`'s result for `config` on these pairs, trained once and then read back.
+
+    The checkpoint goes under `artifacts/finetune/`, keyed by the settings (except where and
+    how fast it runs) and the data (`state.cached_training`); an interrupted run is
+    resumed. Once a run is finished, its training state keeps only the history.
+    """
+    out, saved = cached_training("finetune", config, _data_key(train, val), lambda c, resume: finetune(c, train, val, resume),
+                                 _VERSION, omit=_LATER_SETTINGS)
+    return FinetuneResult(out, saved["best_epoch"], saved["best"], saved["history"], load_checkpoint(out)[0])
