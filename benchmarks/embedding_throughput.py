@@ -30,7 +30,7 @@ import torch
 
 from ttl_utils.data.demo import make_demo_pairs
 from ttl_utils.evaluate.embeddings import embed
-from ttl_utils.models.backbones import BACKBONES
+from ttl_utils.models.catalog import BACKBONES
 from ttl_utils.models.embedder import build_embedder
 from ttl_utils.models.engine import engine_name, frozen_maps
 from ttl_utils.models.preprocessing import Preprocessing

@@ -10,6 +10,15 @@ import pytest
 from ttl_utils.data.demo import make_demo_pairs
 
 TTL_DEV = Path(__file__).resolve().parents[2] / "shared" / "ttl-dev"
+PICTURES = Path(__file__).resolve().parent / "data"
+
+
+def sample_picture(name: str):
+    """Return one of the committed test photographs (`astronaut`, `chelsea`) as an RGB PIL image."""
+    from PIL import Image
+
+    with Image.open(PICTURES / f"{name}.jpg") as image:
+        return image.convert("RGB")
 
 
 @pytest.fixture(autouse=True)

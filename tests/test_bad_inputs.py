@@ -24,24 +24,26 @@ from PIL import Image
 from ttl_utils import digests as DIGESTS
 from ttl_utils.cli import main
 from ttl_utils.data.demo import make_demo_pairs
-from ttl_utils.data.download import DownloadError, _read_checksums
+from ttl_utils.data.download import _read_checksums
 from ttl_utils.data.folders import load_pairs, write_pairs
 from ttl_utils.data.gallery import Gallery
 from ttl_utils.data.inputs import why_unreadable
-from ttl_utils.data.pairs import UnreadableImage, open_rgb, to_rgb
+from ttl_utils.data.pairs import open_rgb, to_rgb
+from ttl_utils.errors import BusyError, CheckpointError, DownloadError, UnreadableImage
 from ttl_utils.evaluate.embeddings import embed_pairs, gallery_embeddings
-from ttl_utils.models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ttl_utils.models.checkpoints import load_checkpoint, save_checkpoint
 from ttl_utils.models.embedder import build_embedder
 from ttl_utils.models.preprocessing import Preprocessing
 from ttl_utils.runtime import decode_workers
-from ttl_utils.storage import BusyError, exclusive, remove_stale_temporaries, save_json
+from ttl_utils.storage import exclusive, remove_stale_temporaries, save_json
 
 SMALL = Preprocessing.for_size(32)
 
 
-def _one_line_error(capsys, argv: list[str], code: int = 2) -> str:
-    """Run the CLI, check its exit status and that it said one error line on stderr (a dataset's
-    problems are listed below theirs, one a line); return what it said."""
+def _one_line_error(capsys, argv: list[str], code: int = 1) -> str:
+    """Run the CLI, check its exit status (1: the data or the run failed; 2: a usage mistake) and that
+    it said one error line on stderr (a dataset's problems are listed below theirs, one a line);
+    return what it said."""
     assert main(argv) == code
     err = capsys.readouterr().err.strip().splitlines()
     lines = [line for line in err if line.startswith("error:") or line.startswith("Interrupted")]
@@ -124,23 +126,23 @@ def test_finetune_resume_on_other_data_is_refused(tmp_path, capsys):
 def test_pretrain_resume_with_other_backbone_or_images_is_refused(tmp_path, capsys):
     images = write_pairs(make_demo_pairs(8, 40, seed=5), tmp_path / "imgs")
     out = tmp_path / "bt.pt"
-    common = ["--init", "none", "--epochs", "2", "--batch-size", "8", "--image-size", "32", "--projector", "32-32",
+    common = ["--epochs", "2", "--batch-size", "8", "--image-size", "32", "--projector", "32-32",
               "--workers", "0", "--max-steps", "1", "--device", "cpu"]
-    assert main(["-q", "pretrain", "--data", str(images), "--out", str(out), "--backbone", "resnet18", *common]) == 0
+    assert main(["-q", "pretrain", "--data", str(images), "--out", str(out), "--init", "resnet18:none", *common]) == 0
     before = out.read_bytes()
     line = _one_line_error(capsys, ["-q", "pretrain", "--data", str(images), "--out", str(out), "--resume",
-                                    "--backbone", "efficientnet_lite0", *common])
+                                    "--init", "efficientnet_lite0:none", *common])
     assert "backbone='resnet18' (now 'efficientnet_lite0')" in line
     moved = shutil.copytree(images, tmp_path / "moved")  # the same images elsewhere: resumes
-    assert main(["-q", "pretrain", "--data", str(moved), "--out", str(out), "--resume", "--backbone", "resnet18",
-                 *common[:2], "--epochs", "3", *common[4:]]) == 0
+    assert main(["-q", "pretrain", "--data", str(moved), "--out", str(out), "--resume", "--init", "resnet18:none",
+                 "--epochs", "3", *common[2:]]) == 0
     before = out.read_bytes()
     first, second = sorted((images / "left").iterdir())[:2]
     a, b = first.read_bytes(), second.read_bytes()
     first.write_bytes(b)  # the same names, other content
     second.write_bytes(a)
     line = _one_line_error(capsys, ["-q", "pretrain", "--data", str(images), "--out", str(out), "--resume",
-                                    "--backbone", "resnet18", *common])
+                                    "--init", "resnet18:none", *common])
     assert "was trained on other images than" in line
     assert out.read_bytes() == before
 
@@ -192,7 +194,7 @@ def _truncate(path: Path) -> None:
 def test_an_image_truncated_mid_run_is_one_line_naming_it_and_check(tmp_path, capsys):
     data = write_official(tmp_path / "ttl", n=6, size=48)
     _truncate(data / "right" / "00004.jpg")
-    line = _one_line_error(capsys, ["-q", "evaluate", "--data", str(data), "--split", "all", "--weights", "none",
+    line = _one_line_error(capsys, ["-q", "evaluate", "--data", str(data), "--split", "all", "--model", "efficientnet_lite0:none",
                                     "--image-size", "32", "--workers", "0", "--device", "cpu"])
     assert "right/00004.jpg: truncated." in line and f"python -m ttl_utils check --data {data}" in line
     line = _one_line_error(capsys, ["-q", "finetune", "--data", str(data), "--out", str(tmp_path / "f.pt"), *FT])
@@ -204,7 +206,7 @@ def test_bad_headers_stop_a_run_before_any_work(tmp_path, capsys):
     data = write_official(tmp_path / "ttl", n=6, size=48)
     (data / "left" / "00001.jpg").write_bytes(b"not a picture at all" * 20)
     (data / "right" / "00002.jpg").write_bytes(b"\x89PNG nope" * 20)
-    line = _one_line_error(capsys, ["-q", "evaluate", "--data", str(data), "--split", "all", "--weights", "none",
+    line = _one_line_error(capsys, ["-q", "evaluate", "--data", str(data), "--split", "all", "--model", "efficientnet_lite0:none",
                                     "--image-size", "32", "--workers", "0"])
     assert "2 problem(s)" in line
     assert not (Path(os.environ["TTL_HOME"]) / "artifacts" / "embeddings").exists()  # no forward pass ran
@@ -261,7 +263,7 @@ def test_every_bad_checkpoint_is_one_checkpoint_error_line(tmp_path, capsys):
             load_checkpoint(tmp_path / name)
         text = str(err.value)
         assert message in text and "\n" not in text and "weights_only" not in text, text
-        line = _one_line_error(capsys, ["-q", "evaluate", "--checkpoint", str(tmp_path / name), "--workers", "0"])
+        line = _one_line_error(capsys, ["-q", "evaluate", "--model", str(tmp_path / name), "--workers", "0"])
         assert message in line
     assert load_checkpoint(good)[0] is not None
 
@@ -280,7 +282,7 @@ def test_16_bit_greyscale_maps_monotonically_onto_8_bits(tmp_path):
 
 @pytest.mark.parametrize("flag", ["--epochs", "--image-size", "--batch-size"])
 def test_zero_is_an_error_where_it_is_meaningless(flag, tmp_path, capsys):
-    line = _one_line_error(capsys, ["finetune", "--out", str(tmp_path / "x.pt"), flag, "0"])
+    line = _one_line_error(capsys, ["finetune", "--out", str(tmp_path / "x.pt"), flag, "0"], code=2)
     assert f"argument {flag}: 0: give at least 1" in line
     assert not (tmp_path / "x.pt").exists()
 
@@ -288,8 +290,8 @@ def test_zero_is_an_error_where_it_is_meaningless(flag, tmp_path, capsys):
 def test_pretrain_with_fewer_images_than_a_batch_is_refused(tmp_path, capsys):
     images = write_pairs(make_demo_pairs(3, 32, seed=1), tmp_path / "few")
     out = tmp_path / "bt.pt"
-    line = _one_line_error(capsys, ["-q", "pretrain", "--data", str(images), "--out", str(out), "--backbone", "resnet18",
-                                    "--init", "none", "--batch-size", "16", "--workers", "0", "--device", "cpu"])
+    line = _one_line_error(capsys, ["-q", "pretrain", "--data", str(images), "--out", str(out), "--init", "resnet18:none",
+                                    "--batch-size", "16", "--workers", "0", "--device", "cpu"])
     assert "holds 6 image(s), fewer than one batch (16 x 1 process(es))" in line
     assert not out.exists()
 
@@ -324,27 +326,27 @@ def test_leftover_temporaries_are_cleaned_and_a_resumed_log_has_no_duplicates(tm
 
 
 def test_ctrl_c_is_one_line_and_code_130(monkeypatch, capsys):
-    import ttl_utils.cli as CLI
+    import ttl_utils.commands as COMMANDS
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(CLI, "_check", interrupted)
+    monkeypatch.setattr(COMMANDS, "check_command", interrupted)
     line = _one_line_error(capsys, ["check"], code=130)
     assert line == "Interrupted: the files already written are complete (each is written whole, then renamed)."
 
 
 def test_layers_json_folder_and_devices_are_refused_before_any_work(tmp_path, capsys):
-    line = _one_line_error(capsys, ["evaluate", "--layers", "layer9"])
+    line = _one_line_error(capsys, ["evaluate", "--layers", "layer9"], code=2)
     assert "argument --layers: 'layer9': choose stages among layer1, layer2, layer3, layer4" in line
-    line = _one_line_error(capsys, ["evaluate", "--json", str(tmp_path), "--weights", "none"])
+    line = _one_line_error(capsys, ["evaluate", "--json", str(tmp_path), "--model", "efficientnet_lite0:none"], code=2)
     assert f"--json {tmp_path}: that is a folder" in line
     assert not (Path(os.environ["TTL_HOME"]) / "artifacts" / "embeddings").exists()
-    line = _one_line_error(capsys, ["evaluate", "--device", "tpu"])
+    line = _one_line_error(capsys, ["evaluate", "--device", "tpu"], code=2)
     assert "argument --device: 'tpu': choose cpu, cuda, cuda:N or mps" in line
     if not torch.cuda.is_available():
         line = _one_line_error(capsys, ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "bt.pt"),
-                                        "--device", "cuda"])
+                                        "--device", "cuda"], code=2)
         assert "--device cuda was asked for, but CUDA is not available here" in line
 
 
@@ -392,11 +394,11 @@ def test_a_small_split_and_a_checkpoint_evaluated_on_its_training_pairs_are_warn
     assert main(["-q", "finetune", "--data", str(data), "--out", str(out), *FT]) == 0
     assert len(load_checkpoint(out)[2]["finetune"]["trained_on"]) == 10
     with caplog.at_level(logging.WARNING, logger="ttl_utils"):
-        assert main(["-q", "evaluate", "--data", str(data), "--checkpoint", str(out), "--workers", "0"]) == 0
+        assert main(["-q", "evaluate", "--data", str(data), "--model", str(out), "--workers", "0"]) == 0
     assert "2 of the 2 evaluated pairs are among" in caplog.text and "optimistic" in caplog.text
     assert "has only 2 pairs to rank" in caplog.text
     line = _one_line_error(capsys, ["-q", "evaluate", "--data", str(write_official(tmp_path / "tiny", n=3, size=32)),
-                                    "--weights", "none", "--workers", "0"])
+                                    "--model", "efficientnet_lite0:none", "--workers", "0"], code=2)
     assert "has 1 pair(s) to rank: too few (at least 2); its test split is small, use --split all." in line
 
 
@@ -406,8 +408,8 @@ def test_what_a_fresh_eyes_review_found(tmp_path, monkeypatch, capsys, caplog):
     from ttl_utils.digests import model_fingerprint
     from ttl_utils.models.embedder import build_embedder
 
-    assert "argument --image-size: 8: at least 32 pixels" in _one_line_error(capsys, ["evaluate", "--image-size", "8"])
-    assert "argument --workers: -1: give 0 or more" in _one_line_error(capsys, ["evaluate", "--workers", "-1"])
+    assert "argument --image-size: 8: at least 32 pixels" in _one_line_error(capsys, ["evaluate", "--image-size", "8"], 2)
+    assert "argument --workers: -1: give 0 or more" in _one_line_error(capsys, ["evaluate", "--workers", "-1"], 2)
     huge = tmp_path / "huge.png"
     Image.new("1", (20000, 20000)).save(huge)  # 400 MP: over twice Pillow's own limit
     assert "more than 128,000,000; TTL_MAX_PIXELS raises the limit" in header_problem(huge)
@@ -417,19 +419,19 @@ def test_what_a_fresh_eyes_review_found(tmp_path, monkeypatch, capsys, caplog):
     assert "is a file, not a folder" in _one_line_error(capsys, ["check", "--data", str(huge)])
     with open(tmp_path / "plain.pkl", "wb") as f:
         pickle.dump({"a": 1}, f)
-    line = _one_line_error(capsys, ["evaluate", "--checkpoint", str(tmp_path / "plain.pkl")])
+    line = _one_line_error(capsys, ["evaluate", "--model", str(tmp_path / "plain.pkl")])
     assert "plain.pkl is not a checkpoint: PyTorch cannot read it" in line and "Warning" not in line
     torch.save({"format": "ttl_utils-training-state-1"}, tmp_path / "state.pt")
     assert "give the model checkpoint it was saved beside" in str(pytest.raises(CheckpointError, load_checkpoint,
                                                                                  tmp_path / "state.pt").value)
     a, b = build_embedder("resnet18", None, seed=0), build_embedder("resnet18", None, seed=0)
-    assert model_fingerprint(a) == model_fingerprint(b)  # evaluate --weights none: the same model, cached
+    assert model_fingerprint(a) == model_fingerprint(b)  # evaluate --model resnet18:none: the same model, cached
     line = _one_line_error(capsys, ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "bt.pt"),
-                                    "--init", "foo"])
-    assert "--init foo: give imagenet, none (random weights) or a checkpoint file" in line
+                                    "--init", "foo"], code=2)
+    assert "--init foo: neither a checkpoint file nor a backbone" in line
     data = write_official(tmp_path / "ttl", n=6, size=32)
     out = tmp_path / "all.pt"
     assert main(["-q", "finetune", "--data", str(data), "--out", str(out), *FT]) == 0
     with caplog.at_level(logging.WARNING, logger="ttl_utils"):
-        assert main(["-q", "compare", "--data", str(data), "--split", "all", str(out), "--workers", "0"]) == 0
+        assert main(["-q", "compare", "--data", str(data), "--split", "all", "--model", str(out), "--workers", "0"]) == 0
     assert f"6 of the 6 evaluated pairs are among {out}'s training pairs" in caplog.text

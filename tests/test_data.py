@@ -13,7 +13,7 @@ from conftest import TTL_DEV, write_csv_layout, write_official
 
 from ttl_utils.data.demo import make_demo_pairs
 from ttl_utils.data.folders import SHOW_AT_MOST, load_pairs, resolve_pairs, write_pairs
-from ttl_utils.data.pairs import DatasetError
+from ttl_utils.errors import DatasetError
 
 
 def test_official_layout_pairs_by_name_in_sorted_order(official):

@@ -15,8 +15,9 @@ import pytest
 from ttl_utils.cli import main
 from ttl_utils.data import download as dl
 from ttl_utils.data.demo import make_demo_pairs
-from ttl_utils.data.download import DownloadError, download_ttl, install_archives
+from ttl_utils.data.download import download_ttl, install_archives
 from ttl_utils.digests import sha256_file
+from ttl_utils.errors import DownloadError
 
 N = 5
 
@@ -125,7 +126,9 @@ def test_download_resumes_through_gdown_then_installs(tmp_path, monkeypatch, arc
     assert calls == []
 
 
-def test_cli_download_from_zip_reports_errors_with_exit_status_2(tmp_path, capsys, archives):
+def test_cli_download_from_zip_reports_errors_with_exit_status_1(tmp_path, capsys, archives):
     missing = str(tmp_path / "nope.zip")
-    assert main(["download", "--dest", str(tmp_path / "ttl"), "--from-zip", missing, str(archives[1])]) == 2
+    assert main(["download", "--dest", str(tmp_path / "ttl"), "--from-zip", missing, str(archives[1])]) == 1
     assert "does not exist" in capsys.readouterr().err
+    assert main(["download", "--weights"]) == 2
+    assert "error: --weights is now --resnet50-weights" in capsys.readouterr().err

@@ -10,7 +10,8 @@ import torch
 from ttl_utils.data.demo import make_demo_pairs
 from ttl_utils.evaluate.embeddings import embed
 from ttl_utils.models import engine as ENGINE
-from ttl_utils.models.backbones import BACKBONES, LAYERS, build_backbone
+from ttl_utils.models.backbones import build_backbone
+from ttl_utils.models.catalog import BACKBONES, LAYERS
 from ttl_utils.models.embedder import build_embedder
 from ttl_utils.models.engine import engine_name, frozen_maps, onnx_path
 from ttl_utils.models.preprocessing import Preprocessing

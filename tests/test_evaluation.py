@@ -89,13 +89,13 @@ def test_cli_evaluate_on_a_pairs_csv_folder_with_a_checkpoint(tmp_path, capsys):
     ckpt = save_checkpoint(tmp_path / "m.pt", build_embedder("efficientnet_lite0", layers=("layer3",)),
                            Preprocessing(resize=32, crop=32))
     out = tmp_path / "o.json"
-    assert main(["-q", "evaluate", "--data", str(root), "--split", "all", "--checkpoint", str(ckpt),
+    assert main(["-q", "evaluate", "--data", str(root), "--split", "all", "--model", str(ckpt),
                  "--workers", "0", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["n_queries"] == 24 and result["model"]["layers"] == ["layer3"]
     assert result["preprocessing"]["crop"] == 32
-    assert main(["evaluate", "--data", str(root), "--checkpoint", str(ckpt), "--grid", "2"]) == 2
-    assert "a checkpoint keeps the grid it was trained with" in capsys.readouterr().err
+    assert main(["evaluate", "--data", str(root), "--model", str(ckpt), "--grid", "2"]) == 2
+    assert "a checkpoint keeps those it was trained with" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -110,10 +110,15 @@ def test_cli_evaluate_with_a_grid_reports_it(tmp_path, capsys):
 
 def test_cli_evaluate_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TTL_PROFILE", "smoke")
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
-    assert "No checkpoint at" in capsys.readouterr().err
-    assert main(["evaluate", "--backbone", "alexnet"]) == 2
+    assert main(["evaluate", "--model", str(tmp_path / "missing.pt")]) == 2
+    assert f"error: --model {tmp_path / 'missing.pt'}: no such checkpoint file" in capsys.readouterr().err
+    assert main(["evaluate", "--model", "alexnet"]) == 2
     err = capsys.readouterr().err
-    assert "invalid choice: 'alexnet'" in err and err.startswith("error: argument --backbone") and err.count("\n") == 1
-    assert main(["evaluate", "--weights", "barlowtwins", "--backbone", "efficientnet_lite0"]) == 2
-    assert "has no 'barlowtwins' weights" in capsys.readouterr().err
+    assert err.startswith("error: --model alexnet: neither a checkpoint file nor a backbone") and err.count("\n") == 1
+    assert main(["evaluate", "--model", "efficientnet_lite0:barlowtwins"]) == 2
+    assert "has no 'barlowtwins' weights; choose efficientnet_lite0:imagenet or" in capsys.readouterr().err
+    for old, new in (("--checkpoint", "--model PATH"), ("--backbone", "--model BACKBONE[:WEIGHTS]"),
+                     ("--weights", "part of --model")):
+        assert main(["evaluate", old, "x"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {old} is now {new}") and err.count("\n") == 1

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import sample_picture
 from PIL import Image
 
 from ttl_utils.data.demo import make_demo_pairs
@@ -45,14 +46,12 @@ def test_near_duplicates_finds_each_kind_and_nothing_else():
 
 
 def test_face_detector_finds_the_astronaut_and_not_a_flat_image():
-    data = pytest.importorskip("skimage.data")
-    assert count_faces(Image.fromarray(data.astronaut())) == 1
+    assert count_faces(sample_picture("astronaut")) == 1
     assert count_faces(Image.new("RGB", (200, 245), (120, 90, 60))) == 0
 
 
 def test_face_table_and_agreement_with_the_official_mask():
-    data = pytest.importorskip("skimage.data")
-    face = np.asarray(Image.fromarray(data.astronaut()).resize((200, 200)))
+    face = np.asarray(sample_picture("astronaut").resize((200, 200)))
     plain = np.full((200, 200, 3), 200, np.uint8)
     pairs = _pairs_of([face, plain, plain], [plain, plain, face])
     table = face_table(pairs)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
+from conftest import sample_picture
 
 from ttl_utils.data.pairs import PairSet
 from ttl_utils.explain.faithfulness import (
@@ -49,9 +49,8 @@ def test_example_pairs_picks_the_closest_partners_and_a_median_non_partner():
 
 @pytest.mark.slow
 def test_face_and_generic_maps_finds_the_first_pair_of_each_kind(model):
-    data = pytest.importorskip("skimage.data")
     noise = list(np.random.default_rng(0).integers(0, 256, size=(5, 48, 48, 3), dtype=np.uint8))
-    face = np.asarray(Image.fromarray(data.astronaut()).resize((200, 200)))
+    face = np.asarray(sample_picture("astronaut").resize((200, 200)))
     pairs = PairSet("with a face", "demo", ("p0", "p1", "p2"), [noise[0], face, noise[1]], noise[2:], fingerprint="x")
     shown = face_and_generic_maps(model, pairs, PRE, methods=("saliency", "gradcam"))
     assert {kind: found.index for kind, found in shown.items()} == {"face pair": 1, "generic pair": 0}

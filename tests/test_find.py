@@ -20,8 +20,9 @@ from ttl_utils.cli import main  # noqa: E402
 from ttl_utils.config import get_profile  # noqa: E402
 from ttl_utils.data.folders import load_pairs  # noqa: E402
 from ttl_utils.data.gallery import Gallery
-from ttl_utils.data.inputs import InputError, read_image  # noqa: E402
+from ttl_utils.data.inputs import read_image  # noqa: E402
 from ttl_utils.data.splits import split_pairs  # noqa: E402
+from ttl_utils.errors import InputError  # noqa: E402
 from ttl_utils.evaluate import embeddings as EMBEDDINGS
 from ttl_utils.evaluate.embeddings import gallery_embeddings
 from ttl_utils.evaluate.ranking import partner_ranks, search
@@ -140,7 +141,7 @@ def test_cli_find_prints_matches_writes_figure_and_json(tmp_path, monkeypatch, c
     data = write_official(tmp_path / "ttl", n=8, size=48)
     out = tmp_path / "found.json"
     argv = ["find", str(data / "left" / "00002.jpg"), str(data / "left" / "00005.jpg"), "--gallery", str(data),
-            "--backbone", "efficientnet_lite0:none", "--top", "3", "--workers", "0", "--json", str(out),
+            "--model", "efficientnet_lite0:none", "--top", "3", "--workers", "0", "--json", str(out),
             "--figure", str(tmp_path / "fig" / "lookalikes"), "--explain"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -150,12 +151,12 @@ def test_cli_find_prints_matches_writes_figure_and_json(tmp_path, monkeypatch, c
     first = result["queries"][0]["matches"]
     assert [m["rank"] for m in first] == [1, 2, 3] and first[0]["label"].startswith("right/")
     assert first[0]["file"].endswith(".jpg") and -1 <= first[0]["cosine"] <= 1
-    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["lookalikes.pdf", "lookalikes.png"]
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["lookalikes.png"]
     assert main(argv[:-5] + ["--side", "both"]) == 0
     assert "3 look-alikes among 16 pictures" in capsys.readouterr().out
-    assert main(argv[:-5] + ["--json", "-"]) == 0  # --json -: the JSON goes to standard output, no file named "-"
-    printed = capsys.readouterr().out
-    assert json.loads(printed[printed.index("\n{") + 1:])["gallery_size"] == 8
+    assert main(argv[:-5] + ["--json", "-"]) == 0  # --json -: only the JSON goes to standard output, no file named "-"
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["gallery_size"] == 8 and "3 look-alikes among 8 pictures" in printed.err
     assert not (tmp_path / "-").exists()
 
 
@@ -164,7 +165,7 @@ def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatc
     monkeypatch.setenv("TTL_PROFILE", "smoke")
     data = write_official(tmp_path / "ttl", n=6, size=48)
     checkpoint = save_checkpoint(tmp_path / "m.pt", build_embedder("efficientnet_lite0", None), SMALL)  # fixed weights
-    base = ["--gallery", str(data), "--checkpoint", str(checkpoint), "--workers", "0"]
+    base = ["--gallery", str(data), "--model", str(checkpoint), "--workers", "0"]
     assert main(["find", str(data / "left" / "00001.jpg"), *base]) == 0
     cache = sorted((isolated_project / "artifacts" / "gallery").iterdir())
     capsys.readouterr()
@@ -172,23 +173,27 @@ def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatc
     (tmp_path / "empty_gallery").mkdir()
     state = tmp_path / "state.pt"
     torch.save({"format": "something else"}, state)
-    cases = [
+    cases = [  # a failure of the data or the model: exit status 1
         (["find", str(tmp_path / "bad.jpg"), *base], f"{tmp_path / 'bad.jpg'}: not a readable image."),
         (["find", str(tmp_path / "nothing.jpg"), *base], "nothing.jpg: no such file or folder."),
         (["find", str(data / "left" / "00001.jpg"), "--gallery", str(tmp_path / "empty_gallery")],
          "empty_gallery: no gallery image files"),
-        (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--checkpoint", str(state)],
+        (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--model", str(state)],
          "is not a ttl_utils checkpoint"),
-        (["find", str(data / "left" / "00001.jpg"), *base, "--top", "0"], "argument --top: 0: give at least 1"),
     ]
     (tmp_path / "notes.txt").write_text("not a checkpoint")
     cases += [
-        (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--checkpoint", str(tmp_path / "notes.txt")],
+        (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--model", str(tmp_path / "notes.txt")],
          "notes.txt is not a checkpoint: not a file PyTorch wrote"),
-        (["find", str(data / "left" / "00001.jpg"), *base, "--explain"], "--explain draws the saliency in the figure"),
     ]
-    for argv, message in cases:
-        assert main(argv) == 2
+    usage = [  # a usage mistake: exit status 2
+        (["find", str(data / "left" / "00001.jpg"), *base, "--top", "0"], "argument --top: 0: give at least 1"),
+        (["find", str(data / "left" / "00001.jpg"), *base, "--explain"], "--explain draws the saliency in the figure"),
+        (["find", str(data / "left" / "00001.jpg"), "--gallery", str(data), "--checkpoint", str(checkpoint)],
+         "--checkpoint is now --model PATH"),
+    ]
+    for argv, message, code in [(*case, 1) for case in cases] + [(*case, 2) for case in usage]:
+        assert main(argv) == code, argv
         err = capsys.readouterr().err
         assert message in err and err.startswith("error: ") and err.count("\n") == 1, err
     # a picture of the gallery goes bad after the first run: skipped with a warning, the rest from the cache
@@ -197,7 +202,10 @@ def test_cli_find_bad_input_is_one_line_and_keeps_the_cache(tmp_path, monkeypatc
     assert main(["find", str(data / "left" / "00001.jpg"), *base, "--figure", str(tmp_path / "f.png")]) == 0
     assert counts == [] and "5 pictures of" in capsys.readouterr().out
     assert sorted((isolated_project / "artifacts" / "gallery").iterdir()) == cache
-    assert (tmp_path / "f.png").is_file() and (tmp_path / "f.pdf").is_file()  # not f.png.png
+    assert sorted(p.name for p in tmp_path.glob("f*")) == ["f.png"]  # not f.png.png
+    stored = [path.read_bytes() for path in cache]
+    assert main(["find", str(data / "left" / "00001.jpg"), *base, "--no-cache"]) == 0  # embeds all, keeps nothing
+    assert counts == [5] and [path.read_bytes() for path in cache] == stored
 
 
 def test_a_gallery_file_that_cannot_even_be_read_is_skipped(tmp_path, model):

@@ -189,7 +189,7 @@ def test_train_on_one_dataset_and_evaluate_on_another(train_layout, eval_layout,
                  "--image-size", "32", "--batch-size", "4", "--views", "1", "--workers", "0", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "Best epoch 1" in out and f"Wrote {ckpt}" in out
-    assert main(["-q", "evaluate", "--data", str(b), "--split", "all", "--checkpoint", str(ckpt),
+    assert main(["-q", "evaluate", "--data", str(b), "--split", "all", "--model", str(ckpt),
                  "--workers", "0", "--device", "cpu"]) == 0
     report = capsys.readouterr().out
     assert "R@1" in report and "6 queries among 6 candidates" in report and "(imagenet+finetune)" in report
@@ -208,10 +208,14 @@ def test_finetune_command_passes_layers_and_explains_bad_ones(tmp_path, capsys):
     assert load_checkpoint(ckpt)[0].layers == ("layer2", "layer4")
 
 
-def test_finetune_command_rejects_a_missing_init(tmp_path, capsys):
+def test_finetune_command_rejects_a_missing_init_and_the_old_flags(tmp_path, capsys):
     code = main(["finetune", "--data", str(write_official(tmp_path / "a")), "--init", str(tmp_path / "missing.pt"),
                  "--out", str(tmp_path / "ft.pt")])
-    assert code == 2 and "--init: no checkpoint at" in capsys.readouterr().err
+    assert code == 2 and f"--init {tmp_path / 'missing.pt'}: no such checkpoint file" in capsys.readouterr().err
+    assert main(["finetune", "--out", str(tmp_path / "ft.pt"), "--backbone", "resnet18"]) == 2
+    assert "error: --backbone is now --init BACKBONE" in capsys.readouterr().err
+    assert main(["finetune", "--out", str(tmp_path / "ft.pt"), "--init", "resnet18:none"]) == 2
+    assert "fine-tuning starts from pretrained weights" in capsys.readouterr().err
 
 
 def test_the_command_s_defaults_are_the_recipe_s():

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ttl_utils"
-UTILITIES = {"config", "runtime", "progress", "storage", "digests", "cache"}
-ENTRY_POINTS = {"pipeline", "find", "cli", "notebook", "__init__", "__main__"}  # may import anything
+UTILITIES = {"config", "errors", "runtime", "progress", "storage", "digests", "cache"}
+ENTRY_POINTS = {"pipeline", "find", "cli", "commands", "notebook", "__init__", "__main__"}  # may import anything
 # a floor may import the floors (or single modules) named here, and nothing else of the project
 MAY_IMPORT = {
     "utilities": {"utilities"},
@@ -157,3 +157,12 @@ def test_find_loads_no_training_code():
     loaded = _loaded_after("import ttl_utils.find")
     assert "torch" in loaded  # it runs a model
     assert [name for name in loaded if name.startswith("ttl_utils.train.") and name != "ttl_utils.train.recipes"] == []
+
+
+def test_an_installed_package_holds_every_subpackage():
+    import tomllib
+
+    settings = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert settings["packages"]["find"]["include"] == ["ttl_utils*"]  # a plain list would leave the subpackages out
+    assert {init.parent.name for init in PACKAGE.glob("*/__init__.py")} == {
+        "data", "models", "evaluate", "train", "explain", "present"}

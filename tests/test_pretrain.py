@@ -82,13 +82,17 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(images, tmp
 @pytest.mark.slow
 def test_cli_pretrain_and_resume_errors(images, tmp_path, capsys):
     out = tmp_path / "cli.pt"
-    assert main(["-q", "pretrain", "--data", str(images), "--out", str(out), "--backbone", "resnet18", "--init", "none",
+    assert main(["-q", "pretrain", "--data", str(images), "--out", str(out), "--init", "resnet18:none",
                  "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--projector", "32-32", "--workers", "0",
                  "--max-steps", "1", "--device", "cpu"]) == 0
     assert out.is_file()
     assert main(["-q", "pretrain", "--data", str(images), "--out", str(tmp_path / "none.pt"), "--resume",
-                 "--device", "cpu"]) == 2
+                 "--device", "cpu"]) == 1
     assert "no training state at" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(images), "--out", str(out), "--init", "none"]) == 2
+    assert "--init none is now --init BACKBONE:none" in capsys.readouterr().err
+    assert main(["pretrain", "--data", str(images), "--out", str(out), "--backbone", "resnet18"]) == 2
+    assert "--backbone is now --init BACKBONE" in capsys.readouterr().err
 
 
 @pytest.mark.slow

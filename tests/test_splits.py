@@ -10,8 +10,8 @@ from conftest import write_official
 
 from ttl_utils.data.demo import make_demo_pairs
 from ttl_utils.data.folders import load_pairs
-from ttl_utils.data.pairs import DatasetError
 from ttl_utils.data.splits import load_split, split_of, split_pairs, split_path, split_table
+from ttl_utils.errors import DatasetError
 
 
 def test_split_sizes_cover_every_pair_once():

@@ -26,7 +26,7 @@ from ttl_utils.config import get_profile
 from ttl_utils.data.folders import resolve_pairs
 from ttl_utils.data.splits import split_pairs
 from ttl_utils.evaluate.report import format_rows
-from ttl_utils.models.backbones import BACKBONES
+from ttl_utils.models.catalog import BACKBONES
 from ttl_utils.train.ablation import compare_variants, inner_splits
 from ttl_utils.train.recipes import RECIPES, FinetuneConfig
 

@@ -8,10 +8,16 @@ place and their figures go to `figures/`: those are the committed outputs. On th
 (no real pairs here) they still run end to end, but the executed notebooks are written under
 `artifacts/notebooks-demo-<profile>/` and the figures under `artifacts/figures-demo-<profile>/`,
 so a demo run never overwrites the results of real pairs; the last line says where.
+
+Each executed notebook is written light: the pictures in its outputs at most
+`NOTEBOOK_PICTURE_WIDTH` pixels wide (what a screen shows; `compact_png`), and nothing that
+changes on every run (no execution timestamps), so a regeneration adds to the repository
+only what changed.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import sys
 import time
@@ -22,8 +28,24 @@ from nbclient import NotebookClient
 
 from ttl_utils.config import artifacts_dir, figures_dir, get_profile
 from ttl_utils.data.folders import chosen_data
+from ttl_utils.present.plots import compact_png
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_PICTURE_WIDTH = 1000  # pixels: a notebook column on a laptop screen
+
+
+def lighten(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return `notebook` with every picture in its outputs compacted to a screen's width and no
+    execution timestamps in its cells' metadata."""
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                png = compact_png(base64.b64decode(data["image/png"]), NOTEBOOK_PICTURE_WIDTH)
+                data["image/png"] = base64.b64encode(png).decode("ascii")
+                output.get("metadata", {}).pop("image/png", None)  # its old width and height
+    return notebook
 
 
 def output_folders() -> tuple[Path, Path, str]:
@@ -53,9 +75,9 @@ def main(selected: list[str]) -> int:
         start = time.perf_counter()
         print(f"Running {path.name} ...", flush=True)
         notebook = nbformat.read(path, as_version=4)
-        NotebookClient(notebook, timeout=None, kernel_name="python3",
+        NotebookClient(notebook, timeout=None, kernel_name="python3", record_timing=False,
                        resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-        nbformat.write(notebook, out / path.name)
+        nbformat.write(lighten(notebook), out / path.name)
         print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
     if not selected:  # every notebook ran: the talk is rebuilt from their findings (make slides)
         from ttl_utils.present.slides import build_slides

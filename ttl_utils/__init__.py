@@ -4,13 +4,13 @@ The package is grouped by stage, lowest first; a floor imports only the floors b
 (`tests/test_layout.py` checks it):
 
 - utilities (top-level modules): `config` (profiles, paths, every environment variable),
-  `runtime` (device, the worker and batch-size policy), `progress`, `storage` (atomic writes,
-  locks, tensors saved safely), `digests` (every digest: values, weights, files, datasets),
-  `cache` (the cache of results under `artifacts/`);
+  `errors` (the errors a user can cause), `runtime` (device, the worker and batch-size policy),
+  `progress`, `storage` (atomic writes, locks, tensors saved safely), `digests` (every digest:
+  values, weights, files, datasets), `cache` (the cache of results under `artifacts/`);
 - `data`: pair sets in both layouts, pictures users hand in, galleries, the demo data,
   splits, the download, faces, image statistics, decoding in threads;
-- `models`: backbones, the embedder, checkpoints and the one way to name a model,
-  preprocessing, the inference engine;
+- `models`: the catalog of backbones and the one way to name a model, backbones, the embedder,
+  checkpoints, preprocessing, the inference engine;
 - `evaluate`: embeddings, the one ranking kernel, metrics and intervals (numpy only),
   reports (no torch), comparisons;
 - `train`: losses, optimisers, augmentations, recipes (one registry), the training state,
@@ -18,8 +18,8 @@ The package is grouped by stage, lowest first; a floor imports only the floors b
 - `explain`: saliency maps of a similarity, their faithfulness, the cue test;
 - `present`: plots and pictures (one theme), findings (`results.json`), slides; no torch;
 - entry points (top-level): `pipeline` (the cached results notebooks hand each other, by
-  name), `find` (the look-alike finder), `cli` (`python -m ttl_utils`), `notebook` (a
-  notebook's first lines).
+  name), `find` (the look-alike finder), `cli` (`python -m ttl_utils`: its flags, light) and
+  `commands` (what each command does), `notebook` (a notebook's first lines).
 
 >>> from ttl_utils import load_pairs, split_pairs      # the names most scripts need
 """

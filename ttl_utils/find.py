@@ -25,8 +25,9 @@ import torch
 from .config import Profile
 from .data.folders import resolve_pairs
 from .data.gallery import Gallery
-from .data.inputs import MIN_SIDE, InputError, read_image, why_unreadable
-from .data.pairs import DatasetError, open_rgb
+from .data.inputs import MIN_SIDE, read_image, why_unreadable
+from .data.pairs import open_rgb
+from .errors import DatasetError, InputError
 from .evaluate.embeddings import embed_queries
 from .evaluate.ranking import search
 from .explain.saliency import explain_matches
@@ -82,7 +83,7 @@ def choose_model(profile: Profile, spec: str | None = None, data: str | Path | N
         return embedder, preprocessing, f"the chosen fine-tuned model of {pairs.name} ({checkpoint})"
     embedder, preprocessing = load_model(profile.backbone, profile)
     return embedder, preprocessing, (f"{profile.backbone} zero-shot (no fine-tuned model of {pairs.name} is cached: "
-                                     "run notebook 05, or pass --checkpoint)")
+                                     "run notebook 05, or pass --model)")
 
 
 def lookalike_rows(embedder: Embedder, preprocessing: Preprocessing, queries: Sequence[tuple[str, object]],

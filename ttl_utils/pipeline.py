@@ -167,7 +167,7 @@ def comparison_models(profile: Profile, pairs: PairSet) -> ComparisonRows:
     if missing:
         return ComparisonRows(models, matches, f"ResNet-50 rows skipped: {', '.join(p.name for p in missing)} not in "
                                                f"torch.hub's cache ({missing[0].parent}); fetch them with "
-                                               "`python -m ttl_utils download --weights`.")
+                                               "`python -m ttl_utils download --resnet50-weights`.")
     models |= study_resnet50(profile, pairs)
     matches += [(f"ResNet-50 supervised, {kind}", f"ResNet-50 Barlow Twins, {kind}") for kind in ("zero-shot", "fine-tuned")]
     return ComparisonRows(models, matches, None)

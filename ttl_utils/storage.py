@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BusyError", "atomic_write", "exclusive", "load_torch", "remove_stale_temporaries", "save_json",
+from .errors import BusyError
+
+__all__ = ["atomic_write", "exclusive", "load_torch", "remove_stale_temporaries", "save_json",
            "save_torch"]
 
 
@@ -90,10 +92,6 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-class BusyError(RuntimeError):
-    """Another run writes the same output; the message names it and the process."""
 
 
 @contextmanager

@@ -22,12 +22,13 @@ from pathlib import Path, PurePosixPath
 
 from ..config import data_dir
 from ..digests import sha256_file
+from ..errors import DownloadError
 from ..progress import progress
 from ..storage import atomic_write
 from .folders import load_pairs
 from .pairs import IMAGE_EXTENSIONS
 
-__all__ = ["DownloadError", "DRIVE_IDS", "EXPECTED_IMAGES", "download_ttl", "install_archives"]
+__all__ = ["DRIVE_IDS", "EXPECTED_IMAGES", "download_ttl", "install_archives"]
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ DRIVE_IDS = {"left": "1jvkbTr_giSP3Ru8OwGNCg6B4PvVbcO34", "right": "1EzBZUb_mh_D
 EXPECTED_IMAGES = 6016
 CHECKSUM_FILE = "SHA256SUMS"
 MAX_UNPACKED_BYTES = 4 * 2**30  # the release unpacks to a few hundred MB; more means a zip bomb
-
-
-class DownloadError(RuntimeError):
-    """The release could not be fetched or installed; the message says what to do instead."""
 
 
 def drive_url(file_id: str) -> str:

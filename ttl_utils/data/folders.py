@@ -30,11 +30,12 @@ import numpy as np
 
 from ..config import Profile, data_dir, env_data, get_profile, max_pixels
 from ..digests import content_digest, dataset_fingerprint, file_digests
+from ..errors import DatasetError
 from ..progress import progress
 from ..runtime import decode_workers, io_threads
 from .demo import make_demo_pairs
 from .inputs import header_pixels, header_problem, why_unreadable
-from .pairs import IMAGE_EXTENSIONS, DatasetError, PairSet
+from .pairs import IMAGE_EXTENSIONS, PairSet
 
 __all__ = ["chosen_data", "load_pairs", "resolve_pairs", "write_pairs", "SHOW_AT_MOST"]
 

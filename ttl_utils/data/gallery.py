@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
 from .folders import load_pairs
-from .inputs import InputError, image_files
+from .inputs import image_files
 from .pairs import ImageSource, PairSet, open_rgb
 
 __all__ = ["SIDES", "Gallery"]

@@ -15,17 +15,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from .pairs import IMAGE_EXTENSIONS, UnreadableImage, admit_pixels, open_rgb
+from ..errors import InputError, UnreadableImage
+from .pairs import IMAGE_EXTENSIONS, admit_pixels, open_rgb
 
-__all__ = ["CHECK_SIDE", "MIN_SIDE", "InputError", "header_pixels", "header_problem", "image_files", "read_image",
+__all__ = ["CHECK_SIDE", "MIN_SIDE", "header_pixels", "header_problem", "image_files", "read_image",
            "why_unreadable"]
 
 MIN_SIDE = 32  # pixels: below this a picture holds too little for any backbone here
 CHECK_SIDE = 512  # a JPEG being checked is decoded reduced to at least this: every byte is still read
-
-
-class InputError(ValueError):
-    """An input file or folder that cannot be used; the message names it."""
 
 
 def header_problem(path: str | Path, min_side: int = 0) -> str | None:

@@ -17,8 +17,9 @@ from PIL import Image, ImageOps
 
 from ..config import max_pixels
 from ..digests import content_digest, source_digests
+from ..errors import UnreadableImage
 
-__all__ = ["IMAGE_EXTENSIONS", "DatasetError", "ImageSource", "PairSet", "UnreadableImage", "admit_pixels", "open_rgb",
+__all__ = ["IMAGE_EXTENSIONS", "ImageSource", "PairSet", "admit_pixels", "open_rgb",
            "to_rgb"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -28,31 +29,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", 
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 ImageSource = Path | np.ndarray
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used as it is. The message names the files and what to do.
-
-    `problems` maps each kind of problem to the full list of offending files.
-    """
-
-    def __init__(self, message: str, problems: dict[str, list[str]] | None = None):
-        super().__init__(message)
-        self.problems = problems or {}
-
-
-class UnreadableImage(OSError):
-    """An image file that cannot be decoded (truncated, not an image, too many pixels); the message names it.
-
-    `reason` says what is wrong in a few words ("truncated"), without the file's name.
-    """
-
-    def __init__(self, message: str, reason: str | None = None):
-        super().__init__(message)
-        self.reason = reason or message
-
-    def __str__(self) -> str:
-        return self.args[0] if self.args else ""
 
 
 def admit_pixels() -> int:

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import data_dir
+from ..errors import DatasetError
 from ..storage import save_json
-from .pairs import DatasetError, PairSet
+from .pairs import PairSet
 
 __all__ = ["SPLIT_NAMES", "split_pairs", "split_path", "load_split", "split_of", "split_table"]
 

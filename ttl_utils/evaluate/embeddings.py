@@ -24,10 +24,11 @@ from torch.utils.data import Dataset
 
 from ..cache import cache_path
 from ..data.gallery import Gallery
-from ..data.inputs import InputError, why_unreadable
+from ..data.inputs import why_unreadable
 from ..data.loading import batches
 from ..data.pairs import ImageSource, PairSet, open_rgb
 from ..digests import model_fingerprint, source_digests
+from ..errors import InputError
 from ..models.embedder import Embedder
 from ..models.engine import frozen_embedder
 from ..models.preprocessing import CUES, CuePreprocessing, Preprocessing
@@ -163,12 +164,15 @@ def _unreadable(gallery: Gallery, indices: list[int], digests: list[str]) -> dic
 
 
 def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery: Gallery, device: str = "cpu",
-                       batch_size: int = 32, num_workers: int | None = None) -> tuple[Gallery, torch.Tensor]:
+                       batch_size: int = 32, num_workers: int | None = None, cache: bool = True
+                       ) -> tuple[Gallery, torch.Tensor]:
     """Return `(readable gallery, its unit-length embeddings)`, embedding only pictures whose content is
-    not in this model's cache yet; unreadable files are skipped and listed in one warning."""
+    not in this model's cache yet (with `cache=False` every picture, and the cache is neither read
+    nor written); unreadable files are skipped and listed in one warning."""
     path = cache_path("gallery", model=model_fingerprint(embedder), describe=embedder.describe(),
                       preprocessing=preprocessing.to_dict())
-    store = load_torch(path) if path.is_file() else {"digests": [], "embeddings": torch.empty(0, 0)}
+    empty = {"digests": [], "embeddings": torch.empty(0, 0)}
+    store = load_torch(path) if cache and path.is_file() else empty
     known = {d: i for i, d in enumerate(store["digests"])}
     digests = _digests(list(gallery.images))
     todo = [i for i, d in enumerate(digests) if d not in known]
@@ -187,10 +191,11 @@ def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery
         old = store["embeddings"]
         store = {"digests": store["digests"] + fresh,
                  "embeddings": torch.cat([old, vectors]) if len(old) else vectors}
-        save_torch(store, path)
+        if cache:
+            save_torch(store, path)
         known = {d: i for i, d in enumerate(store["digests"])}
     log.info("Gallery %s: %d pictures, %d embedded now, %d from the cache (%s)", gallery.name,
-             len(gallery) - len(bad), len(fresh), len(gallery) - len(bad) - len(fresh), path)
+             len(gallery) - len(bad), len(fresh), len(gallery) - len(bad) - len(fresh), path if cache else "not kept")
     kept = [i for i in range(len(gallery)) if i not in bad]
     if not kept:
         raise InputError(f"--gallery {gallery.name}: no readable pictures.")

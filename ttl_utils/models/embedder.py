@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import OFFLINE_BACKBONE, Backbone, build_backbone
+from .backbones import Backbone, build_backbone
+from .catalog import OFFLINE_BACKBONE
 
 __all__ = ["Embedder", "build_embedder", "build_head"]
 

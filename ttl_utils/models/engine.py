@@ -28,7 +28,8 @@ from torch import nn
 from ..config import artifacts_dir, engine_override
 from ..digests import content_digest, model_fingerprint
 from ..storage import atomic_write
-from .backbones import LAYERS, Backbone
+from .backbones import Backbone
+from .catalog import LAYERS
 from .embedder import Embedder
 
 __all__ = ["ENGINE_VERSION", "engine_name", "frozen_embedder", "frozen_maps", "onnx_path"]

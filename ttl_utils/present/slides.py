@@ -33,7 +33,8 @@ PAGE_SIZE = (13.333, 7.5)  # inches: 16:9
 MIN_POINTS = 14  # the smallest text on any page
 TITLE = "Learning human-like image similarity on Totally-Looks-Like"
 STEP_ORDER = ("01", "02", "03", "04", "05", "06", "07")
-_MAX_PIXELS_WIDE = 2400  # pictures are shrunk to this width: sharp on a projector, a small PDF
+_MAX_PIXELS_WIDE = 1600  # pictures wider than this (none that save_fig writes) are shrunk first
+PDF_DPI = 80
 
 
 class SlidesError(RuntimeError):
@@ -131,9 +132,10 @@ def build_slides(folder: str | Path, out: str | Path | None = None, png: str | P
 
     def write(tmp: Path) -> None:
         metadata = {"Title": TITLE, "Creator": None, "Producer": None, "CreationDate": None}
-        with plt.rc_context({"savefig.bbox": "standard"}), PdfPages(tmp, metadata=metadata) as pdf:
+        # pictures are drawn into the PDF at PDF_DPI, about 1070 px across a page: a PDF of about 1.2 MB
+        with plt.rc_context({"savefig.bbox": "standard", "pdf.compression": 9}), PdfPages(tmp, metadata=metadata) as pdf:
             for number, (fig, page) in enumerate(figures, start=1):
-                pdf.savefig(fig)
+                pdf.savefig(fig, dpi=PDF_DPI)
                 if png is not None:
                     Path(png).mkdir(parents=True, exist_ok=True)
                     fig.savefig(Path(png) / f"slide-{number:02d}.png", dpi=100, metadata={"Software": None})

@@ -16,7 +16,7 @@ and `_save` (the training state).
 
 Each epoch ends with R@k on the validation pairs; the best epoch is kept (ties broken by
 the mean reciprocal rank; early stopping after `patience` epochs without gain) and written
-to `out` in the checkpoint format that `evaluate --checkpoint` reads. The training state (current weights, optimiser, history)
+to `out` in the checkpoint format that `evaluate --model` reads. The training state (current weights, optimiser, history)
 goes to `<out>.state.pt` after every epoch, atomically, in the format every trainer shares
 (`training_state`); `resume=True` continues from it
 and reproduces an uninterrupted run, because every epoch's shuffling and view choice
@@ -41,7 +41,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.pairs import PairSet
 from ..evaluate.metrics import retrieval_metrics
 from ..evaluate.ranking import rank_pairs
-from ..models.backbones import LAYERS, build_backbone
+from ..models.backbones import build_backbone
+from ..models.catalog import LAYERS
 from ..models.checkpoints import load_checkpoint, save_checkpoint
 from ..models.embedder import Embedder
 from ..models.preprocessing import Preprocessing

@@ -2,7 +2,7 @@
 
 Runs on one CPU, one GPU, or many with `torchrun --nproc_per_node=N -m ttl_utils pretrain`
 (DDP: NCCL on GPUs, Gloo on CPUs). A checkpoint is written atomically after every epoch in
-the format `evaluate --checkpoint` reads (the backbone as an embedder, with the projector),
+the format `evaluate --model` reads (the backbone as an embedder, with the projector),
 and beside it the training state (weights, optimiser, step) in the format every trainer
 shares (`training_state`), so `--resume` continues exactly where it stopped. The run goes
 in stages: `_set_up`, `_loader`, `_views`, `_step`, `_save`; `cached_pretrain` trains a
@@ -31,9 +31,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSamp
 
 from ..config import torchrun_ranks
 from ..data.inputs import header_problem
-from ..data.pairs import IMAGE_EXTENSIONS, DatasetError, open_rgb
+from ..data.pairs import IMAGE_EXTENSIONS, open_rgb
 from ..digests import content_digest, file_digests
+from ..errors import DatasetError
 from ..models.backbones import build_backbone
+from ..models.catalog import BACKBONES
 from ..models.checkpoints import load_checkpoint, save_checkpoint
 from ..models.embedder import Embedder
 from ..models.preprocessing import Preprocessing
@@ -220,8 +222,10 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _initial_embedder(config: PretrainConfig) -> Embedder:
-    if config.init in ("imagenet", "none"):
-        return Embedder(build_backbone(config.backbone, None if config.init == "none" else "imagenet"))
+    """Return the model pretraining starts from: `config.backbone` with the weights `config.init` names
+    (`none`: random), or the checkpoint at `config.init`."""
+    if config.init == "none" or config.init in BACKBONES[config.backbone].weights:
+        return Embedder(build_backbone(config.backbone, None if config.init == "none" else config.init))
     return load_checkpoint(config.init)[0]
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from ..config import Profile
-from ..models.backbones import BACKBONES, LAYERS
+from ..models.catalog import BACKBONES, LAYERS
 from ..runtime import choose_device, training_batch
 
 __all__ = ["CHOSEN", "DEMO_RECIPES", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "FinetuneConfig", "PairTrainingConfig",
@@ -172,7 +172,7 @@ class PretrainConfig:
     data: str
     out: str
     backbone: str = "resnet18"
-    init: str = "imagenet"                 # imagenet | none | path to a checkpoint of this project
+    init: str = "imagenet"                 # the backbone's weights (imagenet, barlowtwins, none) or a checkpoint
     epochs: int = 10
     batch_size: int = 64
     image_size: int = 128

@@ -1,7 +1,7 @@
 """One checkpoint + training-state format for every trainer, resumed and cached the same way.
 
 A training run writes two files. `OUT` is a model checkpoint (`models.checkpoints.save_checkpoint`),
-what `evaluate --checkpoint` reads. `OUT.state.pt` is the training state: the settings,
+what `evaluate --model` reads. `OUT.state.pt` is the training state: the settings,
 the epoch, the history, the current weights and the optimiser, and whatever else the
 trainer needs to continue (the Barlow Twins projector and step count, fine-tuning's best
 epoch). Both are written atomically after every epoch, so `resume=True` continues exactly

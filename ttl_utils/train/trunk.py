@@ -24,7 +24,7 @@ from ..cache import cache_path
 from ..data.loading import threaded_batches
 from ..data.pairs import ImageSource, PairSet, open_rgb
 from ..digests import model_fingerprint
-from ..models.backbones import LAYERS
+from ..models.catalog import LAYERS
 from ..models.embedder import Embedder
 from ..models.engine import frozen_maps
 from ..models.preprocessing import Preprocessing

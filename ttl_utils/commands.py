@@ -1,0 +1,415 @@
+"""What each command of `python -m ttl_utils` does, once `cli` has parsed its flags.
+
+One function a command (`evaluate_command(args)`, ...). Each loads only what it needs, so
+`check` never imports a model. Human-readable lines are printed; `--json` content goes
+through `write_json` (to the file, or alone to standard output with `--json -`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from .config import Figures, artifacts_dir, figures_dir, torchrun_ranks
+from .errors import UsageError
+from .models.catalog import ModelSpec, parse_model
+
+log = logging.getLogger("ttl_utils")
+
+__all__ = ["check_command", "compare_command", "demo_command", "download_command", "env_command", "evaluate_command",
+           "find_command", "finetune_command", "pretrain_command"]
+
+
+def _usage(make: Callable[[], Any]) -> Any:
+    """Return `make()`; a `ValueError` or `TypeError` it raises (settings that do not go together,
+    a device that is not here) is a usage mistake."""
+    try:
+        return make()
+    except (ValueError, TypeError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _spec(text: str, flag: str) -> ModelSpec:
+    """Return the MODEL `text` given to `flag`, or raise a usage error naming the flag."""
+    try:
+        return parse_model(text)
+    except (ValueError, FileNotFoundError) as err:
+        raise UsageError(f"{flag} {str(err).removeprefix('MODEL ')}") from None
+
+
+def _output(path: Path | None, flag: str, example: str = "results.json") -> None:
+    """Check before any work that `flag`'s file can be written: not a folder, its folder creatable."""
+    if path is None or str(path) == "-":
+        return
+    if path.is_dir() or str(path).endswith(("/", "\\")):
+        raise UsageError(f"{flag} {path}: that is a folder; give a file name (e.g. {path / example}).")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder.")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: no permission to write in {parent}.")
+
+
+def _figure_path(path: Path | None) -> Path | None:
+    """Return `--figure`'s path without an image extension (`out.png` -> `out`: `.png` is added)."""
+    known = (".png", ".pdf", ".jpg", ".jpeg", ".svg")
+    return path.with_suffix("") if path is not None and path.suffix.lower() in known else path
+
+
+def write_json(content: Any, args: argparse.Namespace) -> None:
+    """Write `--json`'s content to its file (atomically), or alone to standard output for `-`."""
+    from .storage import save_json
+
+    if str(args.json) == "-":
+        args.stdout.write(json.dumps(content, indent=1) + "\n")
+        return
+    save_json(content, args.json)
+    print(f"Wrote {args.json}")
+
+
+def _pairs(args: argparse.Namespace, split: str):
+    """Return the pairs a command runs on: `--data` (checked image by image header), its `split`."""
+    from .data.folders import resolve_pairs
+    from .data.splits import split_pairs
+
+    pairs = resolve_pairs(args.data, args.profile, validate="headers")
+    return pairs if split == "all" else split_pairs(pairs)[split]
+
+
+def _enough_pairs(pairs, split: str) -> None:
+    """Refuse a pair set too small to rank (with the flag to change)."""
+    if len(pairs) < 2:
+        raise UsageError(f"{pairs.name} has {len(pairs)} pair(s) to rank: too few (at least 2)"
+                         + (f"; its {split} split is small, use --split all." if split != "all" else "."))
+    if len(pairs) < 20:
+        log.warning("Warning: %s has only %d pairs to rank: R@k moves in steps of 1/%d and the CIs are wide.",
+                    pairs.name, len(pairs), len(pairs))
+
+
+def _warn_if_trained_on(name, extra: dict, pairs) -> None:
+    """Warn when a checkpoint is judged on pairs it was fine-tuned on (its `extra` records them)."""
+    from .evaluate.compare import training_overlap
+
+    seen = training_overlap(extra, pairs)
+    if seen:
+        log.warning("Warning: %d of the %d evaluated pairs are among %s's training pairs, so its recalls are "
+                    "optimistic. Judge it on pairs it never saw (a checkpoint trained with --split train, "
+                    "on --split test).", seen, len(pairs), name)
+
+
+def download_command(args: argparse.Namespace) -> None:
+    if args.resnet50_weights:
+        from .models.backbones import build_backbone, hub_weights_path
+        from .pipeline import STUDY_WEIGHTS
+
+        for weights in STUDY_WEIGHTS.values():
+            build_backbone("resnet50", weights)  # fetched into torch.hub's cache, checksum checked
+            print(f"ResNet-50 {weights} weights: {hub_weights_path('resnet50', weights)}")
+        return
+    from .data.download import download_ttl, install_archives
+
+    if args.from_zip:
+        install_archives(*args.from_zip, dest=args.dest)
+    else:
+        download_ttl(dest=args.dest)
+
+
+def check_command(args: argparse.Namespace) -> None:
+    from .data.folders import resolve_pairs
+
+    start = time.perf_counter()
+    pairs = resolve_pairs(args.data, args.profile, validate=True)
+    seconds = time.perf_counter() - start
+    print(f"OK: {pairs.describe()}; every image opened in {seconds:.1f} s; fingerprint {pairs.fingerprint}")
+
+
+def demo_command(args: argparse.Namespace) -> None:
+    from .data.demo import make_demo_pairs
+    from .data.folders import write_pairs
+
+    figure = _figure_path(args.figure)
+    _output(figure, "--figure", "demo_pairs")
+    pairs = make_demo_pairs(args.n_pairs, args.size, args.seed)
+    if args.out:
+        write_pairs(pairs, Path(args.out))
+        print(f"Wrote {len(pairs)} demo pairs to {args.out} (official layout)")
+    if figure:
+        from .present.pictures import pair_grid
+        from .present.plots import save_fig, set_theme
+
+        set_theme()
+        fig = pair_grid(pairs, indices=list(range(min(args.n_pairs, args.cols * args.rows))), cols=args.cols)
+        print(f"Wrote {save_fig(fig, figure.name, Figures(figure.parent))}")
+
+
+def _evaluated_model(args: argparse.Namespace):
+    """Return `(embedder, preprocessing, extra)` of `evaluate --model` (a backbone's `--layers` and
+    `--grid` applied; a checkpoint keeps its own)."""
+    from .models.checkpoints import load_checkpoint
+    from .models.embedder import build_embedder
+    from .models.preprocessing import Preprocessing
+
+    spec = _spec(args.model or args.profile.backbone, "--model")
+    if spec.checkpoint is not None:
+        if args.grid is not None or args.layers is not None:
+            raise UsageError("--layers and --grid apply to a backbone's features; a checkpoint keeps those it was "
+                             "trained with.")
+        embedder, preprocessing, extra = load_checkpoint(spec.checkpoint)
+        if args.image_size:
+            preprocessing = Preprocessing.for_size(args.image_size, mean=preprocessing.mean, std=preprocessing.std)
+        return embedder, preprocessing, extra
+    embedder = build_embedder(spec.backbone, spec.weights, args.layers or ("layer4",), grid=args.grid or 0,
+                              seed=0)  # random weights (none) drawn with a fixed seed: reproducible, cached
+    return embedder, Preprocessing.for_size(args.image_size or args.profile.image_size), {}
+
+
+def evaluate_command(args: argparse.Namespace) -> None:
+    from .evaluate.compare import evaluate_model
+    from .evaluate.report import format_report, summary
+    from .runtime import choose_device, inference_batch
+
+    _output(args.json, "--json")
+    device = _usage(lambda: choose_device(args.device))
+    embedder, preprocessing, extra = _evaluated_model(args)
+    pairs = _pairs(args, args.split)
+    _enough_pairs(pairs, args.split)
+    _warn_if_trained_on(args.model, extra, pairs)
+    report = evaluate_model(embedder, preprocessing, pairs, batch_size=inference_batch(args.profile, device, args.batch_size),
+                            device=device, num_workers=args.workers, cache=not args.no_cache)
+    print(format_report(report))
+    if args.json:
+        write_json(summary(report), args)
+
+
+def compare_command(args: argparse.Namespace) -> None:
+    from .evaluate.compare import compare_models, load_models
+    from .evaluate.report import comparison_summary, comparison_table, format_comparison, unique_names, verdicts
+    from .models.checkpoints import checkpoint_extra
+    from .runtime import choose_device, inference_batch
+
+    if args.positional:
+        raise UsageError(f"models are given with --model: compare --model {' '.join(args.positional)}")
+    if not args.model:
+        raise UsageError("--model: give the models to compare, e.g. --model efficientnet_lite0 runs/ft.pt.")
+    if args.names is not None and len(args.names) != len(args.model):
+        raise UsageError(f"--names: give one name per model ({len(args.model)} models, {len(args.names)} names).")
+    specs = [_spec(text, "--model") for text in args.model]
+    names = unique_names(args.names or args.model)
+    figure = _figure_path(args.figure)
+    _output(figure, "--figure", "comparison")
+    _output(args.json, "--json")
+    device = _usage(lambda: choose_device(args.device))
+    loaded = load_models(dict(zip(names, args.model)), args.profile)
+    pairs = _pairs(args, args.split)
+    if args.subset == "generic":
+        from .data.faces import generic_subset
+
+        pairs = generic_subset(pairs)
+    _enough_pairs(pairs, args.split)
+    for spec in specs:
+        if spec.checkpoint is not None:
+            _warn_if_trained_on(spec.text, checkpoint_extra(spec.checkpoint), pairs)
+    ranked = compare_models(loaded, pairs, device, inference_batch(args.profile, device, args.batch_size), args.workers,
+                            cache=not args.no_cache)
+    table, lines = comparison_table(ranked), verdicts(ranked)
+    print(format_comparison(table, lines, f"{pairs.name}: {len(pairs)} queries among {len(pairs)} candidates"))
+    if figure:
+        from .present.plots import comparison_figures, save_fig, set_theme
+
+        set_theme()
+        figures = comparison_figures({m.name: m.left_to_right for m in ranked}, len(pairs), f"{pairs.name}, left -> right")
+        for suffix, fig in zip(("rank_histogram", "cmc"), figures):
+            print(f"Wrote {save_fig(fig, f'{figure.name}_{suffix}', Figures(figure.parent))}")
+    if args.json:
+        write_json(comparison_summary(ranked, table, lines, data=pairs.name, fingerprint=pairs.fingerprint,
+                                      split=args.split, subset=args.subset, specs=dict(zip(names, args.model))), args)
+
+
+def find_command(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .data.gallery import Gallery
+    from .data.inputs import image_files, read_image
+    from .evaluate.embeddings import gallery_embeddings
+    from .find import choose_model, find_lookalikes
+    from .runtime import choose_device, inference_batch
+
+    if args.explain and not args.figure:
+        raise UsageError("--explain draws the saliency in the figure: add --figure PATH.")
+    if args.model:
+        _spec(args.model, "--model")
+    figure = _figure_path(args.figure)
+    _output(figure, "--figure", "lookalikes")
+    _output(args.json, "--json")
+    device = _usage(lambda: choose_device(args.device))
+    queries = image_files(args.queries, "query image")
+    images = [read_image(path) for path in queries]  # every query checked before any work
+    gallery = Gallery.from_folder(args.gallery, args.side)
+    embedder, preprocessing, described = choose_model(args.profile, args.model, args.data)
+    print(f"Model: {described}")
+    kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device,
+                                       inference_batch(args.profile, device, args.batch_size), args.workers,
+                                       cache=not args.no_cache)
+    found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top)
+    for path, matches in zip(queries, found):
+        print(f"{path}: {len(matches)} look-alikes among {len(kept)} pictures of {kept.name}")
+        for m in matches:
+            print(f"  {m.rank:>3}. {m.label}  cosine {m.score:.3f}")
+    if figure:
+        _find_figure(args, figure, queries, images, kept, found, embedder, preprocessing)
+    if args.json:
+        write_json({"model": described, "gallery": kept.name, "gallery_size": len(kept),
+                    "queries": [{"query": str(path), "matches": [
+                        {"rank": m.rank, "label": m.label, "cosine": m.score,
+                         "file": None if isinstance(kept.images[m.index], np.ndarray) else str(kept.images[m.index])}
+                        for m in matches]} for path, matches in zip(queries, found)]}, args)
+
+
+def _find_figure(args, figure: Path, queries, images, gallery, found, embedder, preprocessing) -> None:
+    from .find import lookalike_rows
+    from .present.pictures import lookalike_grid
+    from .present.plots import save_fig, set_theme
+    from .train.recipes import SaliencySettings
+
+    settings = SaliencySettings.for_profile(args.profile)
+    rows = lookalike_rows(embedder, preprocessing, [(f"query: {path.name}", image) for path, image in zip(queries, images)],
+                          gallery, found, settings if args.explain else None)
+    set_theme()
+    fig = lookalike_grid(rows, signed=settings.method != "gradcam")
+    print(f"Wrote {save_fig(fig, figure.name, Figures(figure.parent))}")
+
+
+def _pretrain_start(args: argparse.Namespace) -> tuple[str, str]:
+    """Return `(backbone, init)` of `pretrain --init SPEC`: init is a weights name, `none` or a checkpoint."""
+    from .models.checkpoints import checkpoint_description
+
+    if args.init in ("imagenet", "none"):
+        raise UsageError(f"--init {args.init} is now --init BACKBONE" + (":none" if args.init == "none" else "")
+                         + f" (e.g. --init {args.profile.backbone}" + (":none" if args.init == "none" else "") + ").")
+    spec = _spec(args.init or args.profile.backbone, "--init")
+    if spec.checkpoint is not None:
+        return checkpoint_description(spec.checkpoint)["backbone"], str(spec.checkpoint)
+    return spec.backbone, spec.weights or "none"
+
+
+def pretrain_command(args: argparse.Namespace) -> None:
+    from .runtime import choose_device
+    from .storage import exclusive
+    from .train.pretrain import pretrain
+    from .train.recipes import PretrainConfig
+
+    _output(args.out, "--out", "bt.pt")
+    _usage(lambda: choose_device(args.device))
+    backbone, init = _pretrain_start(args)
+    config = _usage(lambda: PretrainConfig.for_profile(
+        args.profile, data=str(args.data), out=str(args.out), backbone=backbone, init=init, epochs=args.epochs,
+        batch_size=args.batch_size, image_size=args.image_size, projector=args.projector, optimizer=args.optimizer,
+        lr=args.lr, augment=args.augment, workers=args.workers, device=args.device, compile=args.compile or None,
+        sync_batchnorm=args.sync_batchnorm or None, max_steps=args.max_steps, seed=args.seed))
+    with exclusive(args.out) if torchrun_ranks()[0] == 0 else nullcontext():
+        written = pretrain(config, resume=args.resume)
+    print(f"Wrote {written}")
+
+
+def _finetune_start(args: argparse.Namespace) -> dict:
+    """Return the settings of `finetune --init SPEC`: a checkpoint to start from, or a backbone and its weights."""
+    spec = _spec(args.init or args.profile.backbone, "--init")
+    if spec.checkpoint is not None:
+        return {"init": str(spec.checkpoint)}
+    if spec.weights is None:
+        raise UsageError(f"--init {spec.text}: fine-tuning starts from pretrained weights; give {spec.backbone} "
+                         f"(ImageNet) or {spec.backbone}:WEIGHTS.")
+    return {"backbone": spec.backbone, "weights": spec.weights}
+
+
+def finetune_command(args: argparse.Namespace) -> None:
+    from .data.folders import resolve_pairs
+    from .data.splits import split_pairs
+    from .runtime import choose_device
+    from .storage import exclusive
+    from .train.finetune import finetune
+    from .train.recipes import FinetuneConfig
+
+    _output(args.out, "--out", "ft.pt")
+    _usage(lambda: choose_device(args.device))
+    config = _usage(lambda: FinetuneConfig.for_profile(
+        args.profile, out=str(args.out), **_finetune_start(args), unfreeze=args.unfreeze, layers=args.layers,
+        grid=args.grid, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,
+        temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
+        patience=args.patience, seed=args.seed, device=args.device, workers=args.workers,
+        cache=False if args.no_cache else None))
+    pairs = resolve_pairs(args.data, args.profile, validate="headers")
+    if args.split == "train":
+        split = split_pairs(pairs)
+        train, val = split["train"], split["val"]
+        if len(val) == 0:
+            raise UsageError(f"{pairs.name} has too few pairs for a validation split; use --split all.")
+    else:
+        train, val = pairs, None
+    print(f"Training on {train.describe()}" + (f"; validating on {len(val)} pairs" if val is not None else ""))
+    with exclusive(args.out):
+        result = finetune(config, train, val, resume=args.resume)
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
+    print(f"Best epoch {result.best_epoch}" + (f": {metrics}" if metrics else ""))
+    print(f"Wrote {result.checkpoint} (training state: {result.checkpoint}.state.pt)")
+    print(f"Evaluate it: python -m ttl_utils evaluate --model {result.checkpoint} --data DIR --split test")
+
+
+def _folder_size(folder: Path) -> int:
+    """Return the bytes of every file under `folder` (0 when it does not exist)."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+
+
+def _versions() -> dict[str, str | None]:
+    """Return the installed version of each package the project runs on (None: not installed)."""
+    from importlib import metadata
+
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("ttl_utils", "torch", "torchvision", "onnxruntime", "onnx", "numpy", "pandas", "matplotlib",
+                 "pillow", "captum", "opencv-python-headless"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def env_command(args: argparse.Namespace) -> None:
+    from .data.folders import chosen_data
+    from .models.engine import engine_name
+    from .runtime import choose_device, cuda_available
+
+    profile, data = args.profile, chosen_data(args.data)
+    device = choose_device()
+    cache = artifacts_dir()
+    settings = {
+        "profile": {"name": profile.name, "image_size": profile.image_size, "batch_size": profile.batch_size,
+                    "epochs": profile.epochs, "backbone": profile.backbone},
+        "device": device, "cuda": cuda_available(), "engine": engine_name(device), "cores": os.cpu_count(),
+        "data": str(data) if data is not None else f"the demo data ({profile.demo_pairs} pairs at {profile.demo_size} px)",
+        "figures": str(figures_dir(profile, demo=data is None)),
+        "cache": str(cache), "cache_bytes": _folder_size(cache),
+        "versions": _versions(),
+    }
+    p = settings["profile"]
+    print(f"profile   {profile.name}: {p['image_size']} px, batch {p['batch_size']}, {p['epochs']} epochs, "
+          f"backbone {p['backbone']}")
+    print(f"device    {device} ({'CUDA available' if settings['cuda'] else 'no CUDA'}; {settings['cores']} cores; "
+          f"frozen forwards in {settings['engine']})")
+    print(f"data      {settings['data']}")
+    print(f"figures   {settings['figures']}")
+    print(f"cache     {cache} ({settings['cache_bytes'] / 2**20:.1f} MB)")
+    print("versions  " + ", ".join(f"{name} {version or 'not installed'}" for name, version in settings["versions"].items()))
+    if args.json:
+        write_json(settings, args)
