@@ -29,6 +29,7 @@ def isolated_project(tmp_path, monkeypatch):
     monkeypatch.setenv("TTL_HOME", str(home))
     monkeypatch.delenv("TTL_DATA", raising=False)
     monkeypatch.delenv("TTL_PROFILE", raising=False)
+    monkeypatch.delenv("TTL_UNLABELLED", raising=False)
     return home
 
 

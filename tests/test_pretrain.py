@@ -193,3 +193,23 @@ def test_correlation_stats_of_the_identity_and_a_full_matrix():
     assert correlation_stats(torch.eye(3)) == {"diagonal": 1.0, "off_diagonal": 0.0}
     stats = correlation_stats(torch.full((2, 2), 0.5))
     assert stats["diagonal"] == 0.5 and stats["off_diagonal"] == pytest.approx(0.25)  # the mean over every entry
+
+
+def test_budget_and_blur_are_settings_of_the_recipe(images):
+    from ttl_utils.train.augment import BARLOW_TWINS_VIEWS, NO_BLUR_VIEWS
+
+    assert config(images, "x").views == BARLOW_TWINS_VIEWS and config(images, "x", blur=False).views == NO_BLUR_VIEWS
+    assert [view.blur_p for view in NO_BLUR_VIEWS] == [0, 0] and BARLOW_TWINS_VIEWS[0].blur_p == 1.0
+    assert [view.solarize_p for view in NO_BLUR_VIEWS] == [view.solarize_p for view in BARLOW_TWINS_VIEWS]
+    assert config(images, "x").data == (str(images),)  # one folder or several: always a tuple
+    for budget in (0, 1.5):
+        with pytest.raises(ValueError, match=f"budget is a share of the recipe's steps, in \\(0, 1\\]; got {budget}"):
+            config(images, "x", budget=budget)
+
+
+@pytest.mark.slow
+def test_a_shorter_budget_fits_the_schedule_to_fewer_steps(images, tmp_path):
+    out = pretrain(config(images, tmp_path / "bt.pt", epochs=2, budget=0.5))  # 16 images of 8: 4 steps, half of them
+    extra = load_checkpoint(out)[2]["pretrain"]
+    assert extra["step"] == 2 and [line["step"] for line in extra["history"]] == [1, 2]
+    assert extra["history"][-1]["lr"] < extra["history"][0]["lr"] or len(extra["history"]) == 2

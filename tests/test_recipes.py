@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ttl_utils.config import PROFILES, get_profile
@@ -32,7 +34,8 @@ def test_an_unknown_setting_or_an_unavailable_gpu_is_refused(monkeypatch):
 
 def test_pretrain_recipe_per_profile():
     cpu = PretrainConfig.for_profile(get_profile("cpu"), data="x", device="cpu")
-    assert (cpu.epochs, cpu.batch_size, cpu.image_size, cpu.optimizer, cpu.lr) == (8, 32, 96, "adamw", 1e-4)
+    assert (cpu.epochs, cpu.batch_size, cpu.image_size, cpu.optimizer, cpu.lr) == (1, 32, 96, "adamw", 1e-4)
+    assert (cpu.budget, cpu.blur, cpu.data) == (1.0, True, ("x",))
     smoke = PretrainConfig.for_profile(get_profile("smoke"), data="x", device="cpu")
     assert (smoke.max_steps, smoke.projector, smoke.workers) == (3, (128, 128), 0)
     gpu = PretrainConfig.for_profile(get_profile("gpu"), data="x", device="cpu")
@@ -57,18 +60,36 @@ def test_profiles_keep_no_unread_fields():
 
 
 def test_one_registry_names_every_recipe_and_the_chosen_one_is_the_default():
-    from ttl_utils.train.recipes import CHOSEN, DEMO_RECIPES, NOTEBOOK_05, RECIPES, recipes
+    from ttl_utils.train.recipes import CHOSEN, NOTEBOOK_05, RECIPES, recipes
 
     base = FinetuneConfig.for_profile(get_profile("cpu"), device="cpu")
     assert RECIPES[CHOSEN].config(base) == base  # FinetuneConfig's defaults are the chosen recipe
     variants = recipes(NOTEBOOK_05, base)
-    assert len(variants) == 9 and next(iter(variants)) == CHOSEN
-    assert variants["infonce-ms-grid4-unfreeze2"].unfreeze == 2 and variants["infonce-ms-grid4-unfreeze2"].grid == 4
-    assert variants["triplet-hard"].miner == "hard" and variants["triplet-hard"].grid == 0
+    assert len(variants) == 4 and next(iter(variants)) == CHOSEN
+    assert variants["infonce-ms-grid4-frozen"].unfreeze == 0 and variants["infonce-ms-grid4-frozen"].grid == 4
+    assert variants["triplet"].miner == "semihard" and variants["triplet"].grid == 0
+    assert recipes(["infonce-ms-grid4-unfreeze2"], base)["infonce-ms-grid4-unfreeze2"].unfreeze == 2  # trimmed, still named
     # each of notebook 05's recipes changes one thing from the chosen one (the triplet rows: the loss and its features)
     changed = {slug: {k for k, v in config.__dict__.items() if v != getattr(base, k)} for slug, config in variants.items()}
-    assert changed["infonce-ms"] == {"grid"} and changed["infonce-grid4"] == {"layers"}
-    assert changed["infonce-ms-grid4-no-head"] == {"head"} and changed[CHOSEN] == set()
-    assert set(DEMO_RECIPES) < set(NOTEBOOK_05) and len({RECIPES[s].label for s in RECIPES}) == len(RECIPES)
+    assert changed["infonce-ms"] == {"grid"} and changed["infonce-ms-grid4-frozen"] == {"unfreeze"}
+    assert changed[CHOSEN] == set() and len({RECIPES[s].label for s in RECIPES}) == len(RECIPES)
     with pytest.raises(ValueError, match="Unknown recipes \\['nope'\\]"):
         recipes(["nope"], base)
+
+
+def test_fine_tuning_seeds_can_share_their_cached_views():
+    base = FinetuneConfig.for_profile(get_profile("cpu"), device="cpu")
+    assert dataclasses.replace(base, view_seed=0) == base and base.views_seed == 0  # the same run: one cache key
+    other = dataclasses.replace(base, seed=2, view_seed=0)
+    assert other.view_seed == 0 and other.views_seed == 0 and other != dataclasses.replace(base, seed=2)
+    assert dataclasses.replace(base, seed=2).views_seed == 2
+
+
+def test_the_seed_plan_of_each_profile():
+    from ttl_utils.train.recipes import SeedPlan
+
+    cpu, smoke = SeedPlan.for_profile(get_profile("cpu")), SeedPlan.for_profile(get_profile("smoke"))
+    assert len(cpu.imagenet) >= 3 and sum(len(seeds) for _, seeds in cpu.barlow_twins) >= 3
+    assert len(cpu.barlow_twins) >= 2 and cpu.short_budget == pytest.approx(1 / 3)  # two pretraining seeds
+    assert len(smoke.imagenet) < len(cpu.imagenet)
+    assert SeedPlan.for_profile(get_profile("cpu"), ablation=(5,)).ablation == (5,)

@@ -98,6 +98,17 @@ def test_the_conclusion_is_built_from_the_recorded_findings_only():
              "05": {"numbers": {"r1_gain": 0.105, "r1_low": 0.05, "r1_high": 0.16}}}
     assert conclusion(steps, "A beats B: +0.060 [+0.015, +0.110]") == (
         "Fine-tuning on the pairs raises R@1 by +0.105 [+0.050, +0.160]; a learned distance on frozen features does "
-        "not clearly differ from plain cosine at R@25; a short Barlow Twins continuation lowers validation R@10 "
+        "not clearly differ from plain cosine at R@25; Barlow Twins pretraining lowers zero-shot validation R@10 "
         "(-0.150 [-0.240, -0.060]); A beats B: +0.060 [+0.015, +0.110].")
+    scoped = {"02": {"numbers": {"verdict_r25": "loses to", "candidates": 200}},
+              "04": {"numbers": {"verdict": "lowers", "r10_gain": -0.13, "low": -0.22, "high": -0.03,
+                                 "scale": "EfficientNet-Lite0, 1 epoch at 96 px on 5,384 pictures", "val_pairs": 100}},
+              "05": {"numbers": {"r1_gain": 0.105, "r1_low": 0.05, "r1_high": 0.16, "model": "EfficientNet-Lite0",
+                                 "train_pairs": 700, "candidates": 200}}}
+    assert conclusion(scoped, "no clear difference") == (
+        "Fine-tuning on the pairs (EfficientNet-Lite0, 700 training pairs, 200 test candidates, one run) raises R@1 by "
+        "+0.105 [+0.050, +0.160]; a learned distance on frozen features loses to plain cosine at R@25 (among 200 test "
+        "candidates, one run); Barlow Twins pretraining (EfficientNet-Lite0, 1 epoch at 96 px on 5,384 pictures, one "
+        "pretraining seed, 100 validation pairs) lowers zero-shot validation R@10 (-0.130 [-0.220, -0.030]); no clear "
+        "difference.")
     assert conclusion({}, "no clear difference (R@1 +0.000 [-0.1, +0.1])") == "No clear difference (R@1 +0.000 [-0.1, +0.1])."

@@ -258,13 +258,16 @@ def _add_find(sub) -> None:
 
 def _add_pretrain(sub) -> None:
     p = _command(sub, "pretrain", "Barlow Twins pretraining on a folder of images (torchrun for many GPUs)",
-                 ["--data data/ttl --out runs/bt.pt", "--data data/ttl --out runs/bt.pt --init resnet18:none --epochs 100",
+                 ["--data data/ttl --data data/unlabelled --out runs/bt.pt",
+                  "--data data/ttl --out runs/bt.pt --init resnet18:none --epochs 100",
                   "--data /imagenet/train --out runs/bt.pt --init resnet50 --resume"],
                  description="Barlow Twins pretraining on every image under --data. Defaults not given come from "
-                             "the profile's recipe (ttl_utils.train.recipes): cpu: 8 epochs, batch 32, 96 px, AdamW; "
+                             "the profile's recipe (ttl_utils.train.recipes): cpu: 1 epoch, batch 32, 96 px, AdamW; "
                              "gpu: LARS at the profile's sizes. Under torchrun: "
                              "torchrun --nproc_per_node=8 -m ttl_utils pretrain ...")
-    p.add_argument("--data", type=Path, required=True, help="image folder, searched recursively (ImageNet train/, TTL, ...)")
+    p.add_argument("--data", type=Path, required=True, action="append",
+                   help="image folder, searched recursively (ImageNet train/, TTL, ...); give it again for more "
+                        "folders (--data data/ttl --data data/unlabelled)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint path, written after every epoch")
     p.add_argument("--init", default=None, metavar="SPEC",
                    help=f"where training starts: {_SPEC} (default: the profile's backbone, ImageNet weights)")
@@ -276,6 +279,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--optimizer", choices=("adamw", "lars"), default=None, help="default: lars (gpu profile), adamw")
     p.add_argument("--lr", type=float, default=None, help="AdamW's learning rate (default 1e-4; LARS uses the paper's)")
     p.add_argument("--augment", choices=("cpu", "gpu"), default=None, help="default: cpu (in data-loader workers)")
+    p.add_argument("--no-blur", action="store_true", help="never blur the views (the paper blurs them; an ablation)")
     p.add_argument("--workers", type=_count, default=None, help="data-loading processes (default: the profile's)")
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--compile", action="store_true", help="compile the model with torch.compile (on a GPU)")

@@ -312,10 +312,11 @@ def pretrain_command(args: argparse.Namespace) -> None:
     _usage(lambda: choose_device(args.device))
     backbone, init = _pretrain_start(args)
     config = _usage(lambda: PretrainConfig.for_profile(
-        args.profile, data=str(args.data), out=str(args.out), backbone=backbone, init=init, epochs=args.epochs,
-        batch_size=args.batch_size, image_size=args.image_size, projector=args.projector, optimizer=args.optimizer,
-        lr=args.lr, augment=args.augment, workers=args.workers, device=args.device, compile=args.compile or None,
-        sync_batchnorm=args.sync_batchnorm or None, max_steps=args.max_steps, seed=args.seed))
+        args.profile, data=tuple(str(folder) for folder in args.data), out=str(args.out), backbone=backbone, init=init,
+        epochs=args.epochs, blur=False if args.no_blur else None, batch_size=args.batch_size, image_size=args.image_size,
+        projector=args.projector, optimizer=args.optimizer, lr=args.lr, augment=args.augment, workers=args.workers,
+        device=args.device, compile=args.compile or None, sync_batchnorm=args.sync_batchnorm or None,
+        max_steps=args.max_steps, seed=args.seed))
     with exclusive(args.out) if torchrun_ranks()[0] == 0 else nullcontext():
         written = pretrain(config, resume=args.resume)
     print(f"Wrote {written}")

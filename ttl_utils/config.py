@@ -10,6 +10,7 @@ explicitly, and the other settings are read through the functions below.
 |---|---|---|
 | `TTL_PROFILE` | `get_profile` | the profile |
 | `TTL_DATA` | `env_data` | the dataset folder when none is given |
+| `TTL_UNLABELLED` | `env_unlabelled` | a pool of pictures without pair labels, for pretraining |
 | `TTL_HOME` | `project_root` | where `data/`, `artifacts/` and `figures/` live |
 | `TTL_FIGURES` | `figures_dir` | where notebooks save their figures |
 | `TTL_MAX_PIXELS` | `max_pixels` | the most pixels a picture may have |
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Figures", "Profile", "PROFILES", "artifacts_dir", "data_dir", "engine_override",
-           "env_data", "figures_dir", "get_profile", "max_pixels", "progress_disabled", "project_root",
+           "env_data", "env_unlabelled", "figures_dir", "get_profile", "max_pixels", "progress_disabled", "project_root",
            "torchrun_ranks"]
 
 DEFAULT_MAX_PIXELS = 128_000_000  # admits every phone photo up to 108 megapixels; TTL_MAX_PIXELS changes it
@@ -114,6 +115,11 @@ def artifacts_dir() -> Path:
 def env_data() -> str | None:
     """Return the dataset folder `$TTL_DATA` names, or None."""
     return os.environ.get("TTL_DATA") or None
+
+
+def env_unlabelled() -> str | None:
+    """Return the folder of unlabelled pictures `$TTL_UNLABELLED` names, or None."""
+    return os.environ.get("TTL_UNLABELLED") or None
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from functools import partial
 import numpy as np
 
 __all__ = ["CANDIDATE_TOP", "DIRECTIONS", "N_CANDIDATES", "RECALL_KS", "Ranked", "bootstrap_ci", "cmc_band",
-           "cmc_curve", "disagreements", "first_place_counts", "mean_reciprocal_rank", "median_rank", "metric",
-           "metric_intervals", "paired_bootstrap", "paired_gain", "rank_histogram", "recall_at_k",
-           "retrieval_metrics"]
+           "cmc_curve", "disagreements", "first_place_counts", "holm", "holm_levels", "mean_reciprocal_rank",
+           "median_rank", "metric", "metric_intervals", "paired_bootstrap", "paired_gain", "per_query", "rank_histogram",
+           "recall_at_k", "retrieval_metrics", "seed_paired_gain"]
 
 Metric = Callable[[np.ndarray], float]
 
@@ -206,3 +206,62 @@ def first_place_counts(ranked: Sequence[Ranked], direction: str = DIRECTIONS[0])
     """Return how many queries each model answered with the true partner first: the study's count."""
     return {model.name: int((model.ranks[direction] == 1).sum()) for model in ranked
             if model.ranks.get(direction) is not None}
+
+
+def per_query(ranks: np.ndarray, name: str) -> np.ndarray:
+    """Return each query's share of metric `name` (its mean over queries is the metric): `R@k` (1 when
+    the partner is in the top k, else 0) or `MRR` (1 / rank)."""
+    ranks = np.asarray(ranks)
+    if name == "MRR":
+        return 1.0 / ranks.astype(np.float64)
+    if name.startswith("R@") and name[2:].isdigit():
+        return (ranks <= int(name[2:])).astype(np.float64)
+    raise ValueError(f"Unknown metric {name!r} for per-query values: R@k or MRR.")
+
+
+def seed_paired_gain(runs_a: Sequence[np.ndarray], runs_b: Sequence[np.ndarray], name: str, level: float = 0.95,
+                     n_bootstrap: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Compare two models, each trained with several seeds (`runs_a`, `runs_b`: one array of ranks a
+    seed, the same queries in the same order), on metric `name` (`R@k`, `MRR`).
+
+    Each query's value is averaged over a model's seeds first, then the difference A - B is
+    bootstrapped over queries (the same resampled queries for both). Returns `{"difference",
+    "low", "high", "p", "level"}`: the `level` percentile interval and the two-sided bootstrap p-value
+    (twice the smaller share of resampled differences on either side of zero).
+    """
+    a = np.mean([per_query(r, name) for r in runs_a], axis=0)
+    b = np.mean([per_query(r, name) for r in runs_b], axis=0)
+    if a.shape != b.shape:
+        raise ValueError(f"Both models must be ranked on the same queries, got {a.shape} and {b.shape}.")
+    diffs = a - b
+    means = diffs[_resample_indices(len(diffs), n_bootstrap, seed)].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    p = min(1.0, 2 * min(np.mean(means <= 0), np.mean(means >= 0)))
+    return {"difference": float(diffs.mean()), "low": float(low), "high": float(high), "p": float(p), "level": level}
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Return Holm's step-down adjusted p-values, in the order given: the i-th smallest p times the number
+    of hypotheses not yet tested (m - i + 1), never below an earlier one, at most 1.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for step, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - step) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def holm_levels(p_values: Sequence[float], alpha: float = 0.05) -> list[float]:
+    """Return the confidence level of each hypothesis's interval under Holm's procedure: the i-th smallest
+    p is tested at `alpha / (m - i + 1)`, so its interval is at `1 - alpha / (m - i + 1)`."""
+    m = len(p_values)
+    levels = [0.0] * m
+    for step, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        levels[i] = 1 - alpha / (m - step)
+    return levels

@@ -27,20 +27,34 @@ from .metrics import (
     RECALL_KS,
     TOP_OF_CANDIDATES,
     Ranked,
+    holm,
+    holm_levels,
     median_rank,
+    metric,
     metric_intervals,
     paired_gain,
     recall_at_k,
     retrieval_metrics,
+    seed_paired_gain,
 )
 
-__all__ = ["comparison_summary", "comparison_table", "correlation_findings", "direction_report", "format_comparison",
-           "format_report", "format_rows", "gain_cells", "gain_text", "head_to_head", "interval", "learned_distance_summary",
-           "lookalike_finding", "metric_cells", "metric_table", "separation_findings", "summary", "unique_names",
+__all__ = ["budget_findings", "comparison_summary", "comparison_table", "correlation_findings", "counted", "direction_report",
+           "format_comparison", "format_report", "format_rows", "gain_cells", "gain_text", "interval",
+           "learned_distance_summary", "lookalike_finding", "metric_cells", "metric_table", "preregistered_findings",
+           "preregistered_test", "seed_comparison", "seed_table", "separation_findings", "summary", "unique_names",
            "variant_row", "verdict", "verdicts"]
 
 TABLE_KS = (1, 5, 10, 25)
 GAIN_KS = (1, 10)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """Return `n` and `noun` agreeing in number: `counted(1, "epoch")` is "1 epoch", `counted(3, "run")` "3 runs".
+
+    >>> counted(1, "epoch"), counted(4, "run"), counted(2, "pretraining seed")
+    ('1 epoch', '4 runs', '2 pretraining seeds')
+    """
+    return f"{n:,} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def interval(value: float | None, low: float, high: float, digits: int = 3, signed: bool = False,
@@ -50,6 +64,7 @@ def interval(value: float | None, low: float, high: float, digits: int = 3, sign
     if value is None:
         return "n/a"
     form = f"{'+' if signed else ''}.{digits}{'%' if percent else 'f'}"
+    value, low, high = (round(v, digits + 2 * percent) + 0.0 for v in (value, low, high))  # never "-0.000"
     return f"{value:{form}} [{low:{form}}, {high:{form}}]"
 
 
@@ -225,14 +240,6 @@ def verdicts(ranked: Sequence[Ranked], n_bootstrap: int = 1000, seed: int = 0) -
     return lines
 
 
-def head_to_head(ranked: Sequence[Ranked], matches: Sequence[tuple[str, str]], n_bootstrap: int = 1000,
-                 seed: int = 0) -> list[str]:
-    """Return the verdict of each `(reference, challenger)` pair of model names present in `ranked`."""
-    by_name = {model.name: model for model in ranked}
-    return [verdicts([by_name[a], by_name[b]], n_bootstrap, seed)[0] for a, b in matches
-            if a in by_name and b in by_name]
-
-
 def format_comparison(table: pd.DataFrame, lines: Sequence[str], title: str = "") -> str:
     """Return the table as text, one block per direction, then the verdicts."""
     out = [title] if title else []
@@ -333,3 +340,96 @@ def lookalike_finding(ranks: np.ndarray, top: int, gallery_size: int) -> tuple[s
                 f"{len(ranks)} test queries, in the top {top} for {numbers['in_top']} ({recall_at_k(ranks, top):.1%}); "
                 f"median rank {int(numbers['median_rank'])}.")
     return sentence, numbers
+
+
+def seed_table(runs: Sequence[dict], view: str = "left -> right", ks: Sequence[int] = (1, 10)) -> pd.DataFrame:
+    """Return one row a fine-tuned run (`{"start", "pretraining seed", "seed", "pictures seen", view: ranks}`,
+    every run ranked on the same queries) with its R@k and MRR on `view`, then after each start's runs
+    a row of their means (seed "mean")."""
+    columns = [f"R@{k}" for k in ks] + ["MRR"]
+    rows = [{"start": run["start"], "pretraining seed": "" if run["pretraining seed"] is None else run["pretraining seed"],
+             "seed": run["seed"], "pictures seen": run["pictures seen"],
+             **{name: value for name, value in retrieval_metrics(np.asarray(run[view]), ks).items() if name in columns}}
+            for run in runs]
+    table = pd.DataFrame(rows)
+    parts = []
+    for start, group in table.groupby("start", sort=False):
+        mean = {"start": start, "pretraining seed": "", "seed": "mean",
+                **group[["pictures seen", *columns]].mean().to_dict()}
+        parts += [group, pd.DataFrame([mean])]
+    ordered = pd.concat(parts, ignore_index=True)
+    ordered["pictures seen"] = ordered["pictures seen"].round().astype(int)
+    return ordered.set_index(["start", "pretraining seed", "seed"])
+
+
+def preregistered_test(runs_a: dict[str, list[np.ndarray]], runs_b: dict[str, list[np.ndarray]],
+                       primary: tuple[str, str], secondary: Sequence[tuple[str, str]], alpha: float = 0.05,
+                       n_bootstrap: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Return the pre-registered comparison of model A and model B, each trained with several seeds.
+
+    `runs_a[view]` holds A's ranks a seed on one view of the test queries (e.g. "left -> right",
+    "right -> left", "generic, left -> right"); `primary` and each of `secondary` is `(view, metric)`.
+    Each query's metric is averaged over a model's seeds, then the paired difference A - B is
+    bootstrapped over queries (`metrics.seed_paired_gain`). The primary test is at `1 - alpha`; the
+    secondary ones are corrected for their number with Holm's step-down procedure: each interval is at
+    the level Holm tests it at, and a difference is clear when its Holm-adjusted p is under `alpha`.
+    One row a test: difference, interval, level, p, Holm's p, verdict ("A", "B" or "no clear difference").
+    """
+    rows = []
+    first = seed_paired_gain(runs_a[primary[0]], runs_b[primary[0]], primary[1], 1 - alpha, n_bootstrap, seed)
+    rows.append({"test": f"{primary[0]} {primary[1]}", "role": "primary", **first, "p (Holm)": first["p"],
+                 "verdict": _winner(first, clear=first["low"] > 0 or first["high"] < 0)})
+    if secondary:
+        plain = [seed_paired_gain(runs_a[v], runs_b[v], m, 1 - alpha, n_bootstrap, seed)["p"] for v, m in secondary]
+        for (view, name), p_holm, level in zip(secondary, holm(plain), holm_levels(plain, alpha)):
+            gain = seed_paired_gain(runs_a[view], runs_b[view], name, level, n_bootstrap, seed)
+            rows.append({"test": f"{view} {name}", "role": "secondary", **gain, "p (Holm)": p_holm,
+                         "verdict": _winner(gain, clear=p_holm < alpha)})
+    return pd.DataFrame(rows).set_index("test")
+
+
+def _winner(gain: dict, clear: bool) -> str:
+    return ("A" if gain["difference"] > 0 else "B") if clear else "no clear difference"
+
+
+def preregistered_findings(table: pd.DataFrame, a: str, b: str) -> list[str]:
+    """Return one sentence a test of `preregistered_test`'s table, printed from its numbers: the primary
+    first, then the secondary ones with their Holm-corrected level. `a` and `b` name the two models."""
+    lines = []
+    for test, row in table.iterrows():
+        gain = {"difference": row.difference, "low": row.low, "high": row.high}
+        where = (f"{row.level:.0%} interval" if row.role == "primary" else
+                 f"{row.level:.1%} interval, Holm-adjusted p {row['p (Holm)']:.3f}")
+        said = (f"{a} beats {b}" if row.verdict == "A" else f"{b} beats {a}" if row.verdict == "B" else
+                f"no clear difference between {a} and {b}")
+        lines.append(f"{row.role.capitalize()} test, {test}: {said} (the first minus the second: {gain_text(gain)}, "
+                     f"{where}).")
+    return lines
+
+
+def seed_comparison(a: str, runs_a: Sequence[np.ndarray], b: str, runs_b: Sequence[np.ndarray], name: str = "R@1",
+                    about: str = "", n_bootstrap: int = 2000, seed: int = 0) -> tuple[str, dict]:
+    """Return a sentence comparing two models trained with several seeds on metric `name` (each query's
+    value averaged over seeds, then a paired bootstrap over queries: `metrics.seed_paired_gain`), and the
+    gain (A - B). The sentence names the winner only when the 95% interval excludes zero."""
+    gain = seed_paired_gain(runs_a, runs_b, name, 0.95, n_bootstrap, seed)
+    mean_a, mean_b = (float(np.mean([metric(name)(np.asarray(r)) for r in runs])) for runs in (runs_a, runs_b))
+    said = verdict(gain, f"{a} beats {b}", f"{b} beats {a}", f"no clear difference between {a} and {b}")
+    where = f" {about}" if about else ""
+    return (f"{said[0].upper()}{said[1:]}{where}: {name} {mean_a:.3f} ({len(runs_a)} run(s)) against {mean_b:.3f} "
+            f"({len(runs_b)}), difference {gain_text(gain)}."), gain
+
+
+def budget_findings(points: dict[str, tuple[float, Sequence[float]]], name: str = "R@1") -> list[str]:
+    """Return the budget curve's numbers as sentences: for each `{label: (pictures seen, [one value a
+    run])}`, by pictures seen, the mean and range over runs, then which way the means move."""
+    ordered = sorted(points.items(), key=lambda item: item[1][0])
+    lines = [f"{label}: {seen:,.0f} pictures seen, {name} {np.mean(values):.3f} (runs {min(values):.3f} to "
+             f"{max(values):.3f}, {len(values)} run(s))" for label, (seen, values) in ordered]
+    means = [float(np.mean(values)) for _, (_, values) in ordered]
+    steps = np.sign(np.diff(means))
+    trend = ("rises with every step of budget" if (steps > 0).all() else "falls with every step of budget"
+             if (steps < 0).all() else "does not move one way with the budget")
+    lines.append(f"The mean {name} {trend} ({' -> '.join(f'{m:.3f}' for m in means)}); the seed bands say how much "
+                 "of that a rerun could undo.")
+    return lines

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..data.pairs import PairSet
 
 __all__ = ["SIGNED_METHODS", "cue_plot", "disagreement_grid", "lookalike_grid", "near_duplicate_grid", "overlay",
-           "pair_grid", "plot_pair_maps", "rank_change_grid", "view_grid"]
+           "pair_grid", "photo_row", "plot_pair_maps", "rank_change_grid", "view_grid"]
 
 SIGNED_METHODS = ("integrated_gradients", "gradient_shap", "occlusion", "decomposition")
 
@@ -159,6 +159,38 @@ def overlay(ax, image: np.ndarray, saliency_map: np.ndarray | None, signed: bool
                 fontsize=9, color="white", bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
     else:
         ax.imshow(np.clip(values / limit, 0, 1), cmap="inferno", alpha=0.6, extent=extent, interpolation="bilinear")
+
+
+def photo_row(pictures: Sequence[np.ndarray], maps: Sequence[np.ndarray | None] | None = None,
+              framed: Sequence[int] = (), signed: bool = True, gap: Sequence[int] = ()) -> plt.Figure:
+    """Return `pictures` side by side with no text at all (the page they go on says what they are): each
+    with its saliency map from `maps` over it (`overlay`; None: the bare picture), the ones at `framed`
+    in a green frame (a true partner), and a wider space before each index in `gap` (between pairs).
+
+    >>> photo_row([np.zeros((8, 6, 3)), np.ones((8, 6, 3))], framed=[1]).axes[1].patches[0].get_edgecolor()[:3]
+    (0.0, 0.6, 0.0)
+    """
+    maps = list(maps) if maps is not None else [None] * len(pictures)
+    widths = []
+    for k in range(len(pictures)):
+        if k in gap:
+            widths.append(0.25)
+        widths.append(1.0)
+    fig = plt.figure(figsize=(2.2 * sum(widths), 2.2 * 1.225))
+    grid = fig.add_gridspec(1, len(widths), width_ratios=widths, wspace=0.04, left=0.0, right=1.0, bottom=0.0, top=1.0)
+    column = 0
+    for k, (picture, saliency_map) in enumerate(zip(pictures, maps)):
+        if k in gap:
+            fig.add_subplot(grid[0, column]).axis("off")
+            column += 1
+        ax = fig.add_subplot(grid[0, column])
+        column += 1
+        overlay(ax, np.asarray(picture), saliency_map, signed)
+        if k in framed:
+            height, width = np.asarray(picture).shape[:2]
+            ax.add_patch(plt.Rectangle((1.5, 1.5), width - 4, height - 4, fill=False, edgecolor=(0.0, 0.6, 0.0),
+                                       linewidth=6))
+    return fig
 
 
 def plot_pair_maps(image_a: np.ndarray, image_b: np.ndarray, maps: dict[str, tuple[np.ndarray | None, np.ndarray]],

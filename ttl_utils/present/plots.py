@@ -11,6 +11,7 @@ PosixPath('figures/01_pairs.png')
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +26,7 @@ from ..config import Figures
 from ..evaluate.metrics import cmc_band
 from ..storage import atomic_write
 
-__all__ = ["MAX_PIXELS_WIDE", "cmc_band_plot", "cmc_plot", "compact_png", "comparison_figures",
+__all__ = ["MAX_PIXELS_WIDE", "budget_curve", "cmc_band_plot", "cmc_plot", "compact_png", "comparison_figures",
            "distance_histograms", "faithfulness_curves", "history_plot", "image_statistics", "rank_frequency_plot",
            "rank_histogram_plot", "save_fig", "set_theme", "title_above"]
 
@@ -279,3 +280,29 @@ def comparison_figures(ranks: dict[str, np.ndarray], n_items: int, about: str = 
     cmc = cmc_band_plot(bands, title="Cumulative match curve" + (f"\n{about}" if about else ""))
     cmc.figure.tight_layout()
     return hist.figure, cmc.figure
+
+
+def budget_curve(points: dict[str, tuple[float, Sequence[float]]], reference: tuple[str, Sequence[float]] | None = None,
+                 ax: plt.Axes | None = None, ylabel: str = "test R@1, left -> right", title: str = "") -> plt.Axes:
+    """Plot a metric against a pretraining budget: each `{label: (pictures seen, [one value a run])}` as
+    its runs' dots (seeds), their mean joined by a line and their range shaded (the seed band);
+    `reference` (a label and its runs' values) as a dashed level with its band."""
+    ax = ax or plt.subplots(figsize=(9, 4.8))[1]
+    ordered = sorted(points.items(), key=lambda item: item[1][0])
+    xs = np.array([x for _, (x, _) in ordered], dtype=float)
+    values = [np.asarray(v, dtype=float) for _, (_, v) in ordered]
+    means = np.array([v.mean() for v in values])
+    line, = ax.plot(xs, means, marker="o", linewidth=2.5, markersize=9, label="mean over runs")
+    ax.fill_between(xs, [v.min() for v in values], [v.max() for v in values], color=line.get_color(), alpha=0.2,
+                    linewidth=0, label="range over runs")
+    for x, v in zip(xs, values):
+        ax.scatter(np.full(len(v), x), v, color=line.get_color(), s=28, alpha=0.6, zorder=3)
+    if reference is not None:
+        name, v = reference[0], np.asarray(reference[1], dtype=float)
+        ax.axhline(v.mean(), color="grey", linestyle="--", linewidth=1.5, label=f"{name} (mean)")
+        ax.axhspan(v.min(), v.max(), color="grey", alpha=0.12, linewidth=0)
+    ax.set_xticks(xs, [f"{label}\n{x:,.0f}" for (label, _), x in zip(ordered, xs)])
+    ax.set(xlabel="pictures seen in Barlow Twins pretraining", ylabel=ylabel, title=title or "Budget of pretraining")
+    ax.margins(x=0.15, y=0.2)
+    ax.legend(fontsize=10, loc="best")
+    return ax

@@ -18,8 +18,8 @@ from torch import nn
 
 from ..models.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["BARLOW_TWINS_VIEWS", "BatchTwoViewAugment", "BatchViewAugment", "PairAugmentation", "TwoViewTransform",
-           "ViewAugmentation"]
+__all__ = ["BARLOW_TWINS_VIEWS", "BatchTwoViewAugment", "BatchViewAugment", "NO_BLUR_VIEWS",
+           "PairAugmentation", "TwoViewTransform", "ViewAugmentation"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class ViewAugmentation:
 
 # Zbontar et al. 2021, as in the official code: view 1 always blurred, view 2 sometimes solarised
 BARLOW_TWINS_VIEWS = (ViewAugmentation(blur_p=1.0, solarize_p=0.0), ViewAugmentation(blur_p=0.1, solarize_p=0.2))
+# the ablation of notebook 06: the same views, never blurred (does learning to ignore blur cost the fine detail?)
+NO_BLUR_VIEWS = (ViewAugmentation(blur_p=0.0, solarize_p=0.0), ViewAugmentation(blur_p=0.0, solarize_p=0.2))
 
 
 class TwoViewTransform:

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 # settings added after runs were cached, with the value those runs had: that value stays out of
 # cache keys, so they are found
-_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet"}
+_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet", "view_seed": None}
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
 _VERSION = 2  # of the training code: a change of what it computes must bump it
 

@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from ..models.preprocessing import Preprocessing
 from ..progress import progress
 from ..runtime import io_threads
 from ..storage import atomic_write
-from .augment import BatchTwoViewAugment, TwoViewTransform
+from .augment import BARLOW_TWINS_VIEWS, BatchTwoViewAugment, TwoViewTransform, ViewAugmentation
 from .losses import barlow_twins_loss, cross_correlation
 from .optim import LARS, barlow_twins_param_groups, warmup_cosine
 from .recipes import PretrainConfig
@@ -91,41 +92,55 @@ class BarlowTwins(nn.Module):
         return barlow_twins_loss(z1.float(), z2.float(), lambd=self.lambd)
 
 
+def _images_under(root: Path) -> list[Path]:
+    """Return every image under `root`, recursively, hidden entries and links out of `root` left out."""
+    if not root.is_dir():
+        raise DatasetError(f"The image folder {root} does not exist.")
+    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    outside = {p for p in paths if p.is_symlink() and p.exists() and not p.resolve().is_relative_to(root.resolve())}
+    if outside:
+        log.warning("Leaving out %d image(s) that link to files outside %s, e.g. %s.", len(outside), root,
+                    sorted(outside)[0].relative_to(root))
+    return [p for p in paths if p not in outside]
+
+
 class ImageFolderImages(Dataset):
-    """Every image under a folder, recursively (ImageNet's `train/`, Imagenette, a TTL folder).
+    """Every image under one or more folders, recursively (ImageNet's `train/`, a TTL folder, an
+    unlabelled pool beside it).
 
     Pairing and labels are ignored: self-supervised pretraining needs images only. With
-    `two_views`, an item is the pair of augmented views (CPU augmentation); else it is the
-    image resized and centre-cropped to `size` as a `uint8` tensor, for `BatchTwoViewAugment`;
-    with `raw_bytes`, it is the file's bytes, for `decode_batch` on the GPU.
+    `two_views`, an item is the pair of augmented views (CPU augmentation, by `views`); else it
+    is the image resized and centre-cropped to `size` as a `uint8` tensor, for
+    `BatchTwoViewAugment`; with `raw_bytes`, it is the file's bytes, for `decode_batch` on the GPU.
     """
 
-    def __init__(self, root: str | Path, size: int, two_views: bool = True, raw_bytes: bool = False):
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetError(f"The image folder {root} does not exist.")
-        paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
-                       and not any(part.startswith(".") for part in p.relative_to(root).parts))
-        outside = [p for p in paths if p.is_symlink() and p.exists() and not p.resolve().is_relative_to(root.resolve())]
-        if outside:
-            log.warning("Leaving out %d image(s) that link to files outside %s, e.g. %s.", len(outside), root,
-                        outside[0].relative_to(root))
-        self.paths = [p for p in paths if p not in set(outside)]
+    def __init__(self, roots: str | Path | Sequence[str | Path], size: int, two_views: bool = True,
+                 raw_bytes: bool = False, views: tuple[ViewAugmentation, ViewAugmentation] = BARLOW_TWINS_VIEWS):
+        self.roots = [Path(root) for root in ([roots] if isinstance(roots, (str, Path)) else roots)]
+        self.paths = [path for root in self.roots for path in _images_under(root)]
         if not self.paths:
-            raise DatasetError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {root}.")
-        self.root = root
+            raise DatasetError(f"No images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under "
+                               f"{', '.join(map(str, self.roots))}.")
         self.two_views, self.raw_bytes = two_views and not raw_bytes, raw_bytes
-        self.views = TwoViewTransform(size) if self.two_views else None
+        self.views = TwoViewTransform(size, views=views) if self.two_views else None
         self.size = round(size * 1.14)  # room for the batched random crops
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _name(self, path: Path) -> str:
+        """Return `path` as the run knows it: its folder's place among the roots, then its path inside it."""
+        for k, root in enumerate(self.roots):
+            if path.is_relative_to(root):
+                return str(path.relative_to(root)) if len(self.roots) == 1 else f"{k}/{path.relative_to(root)}"
+        return str(path)
+
     def listing(self) -> str:
-        """Return a digest of what the folder holds: each image's path (relative) and content (`digests`:
+        """Return a digest of what the folders hold: each image's path (relative) and content (`digests`:
         every file read once, then remembered while its size and times are unchanged)."""
         digests = file_digests(self.paths, desc="Reading the images once (their content keys the run)")
-        return content_digest([(str(p.relative_to(self.root)), d) for p, d in zip(self.paths, digests)])
+        return content_digest([(self._name(p), d) for p, d in zip(self.paths, digests)])
 
     def check_headers(self) -> None:
         """Read every image's header (cheap) and raise one `DatasetError` listing every bad file."""
@@ -133,11 +148,11 @@ class ImageFolderImages(Dataset):
 
         with ThreadPoolExecutor(io_threads()) as pool:
             reasons = list(pool.map(header_problem, self.paths))
-        bad = [f"{path.relative_to(self.root)} ({why})" for path, why in zip(self.paths, reasons) if why]
+        bad = [f"{self._name(path)} ({why})" for path, why in zip(self.paths, reasons) if why]
         if bad:
             shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
-            raise DatasetError(f"{len(bad)} image(s) under {self.root} cannot be opened: {shown}. Fix or remove "
-                               "them (the run would stop at the first).")
+            raise DatasetError(f"{len(bad)} image(s) under {', '.join(map(str, self.roots))} cannot be opened: "
+                               f"{shown}. Fix or remove them (the run would stop at the first).")
 
     def __getitem__(self, i: int):
         if self.raw_bytes:
@@ -158,7 +173,7 @@ def projector_correlation(embedder: Embedder, config: PretrainConfig, images: li
     if projector_state is not None:
         model.projector.load_state_dict(projector_state)
     model.eval()
-    views = TwoViewTransform(config.image_size)
+    views = TwoViewTransform(config.image_size, views=config.views)
     torch.manual_seed(seed)
     pairs = [views(image) for image in images]
     v1, v2 = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
@@ -367,21 +382,23 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     run = _set_up(config, resume)
     # --augment gpu on a GPU: workers only read files; JPEGs are decoded and augmented on the device
     gpu_decode = config.augment == "gpu" and run.device.type == "cuda"
-    data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu", raw_bytes=gpu_decode)
+    data = ImageFolderImages(config.data, config.image_size, two_views=config.augment == "cpu", raw_bytes=gpu_decode,
+                             views=config.views)
     if len(data) < config.batch_size * run.world:
-        raise ValueError(f"--data {config.data} holds {len(data)} image(s), fewer than one batch "
+        raise ValueError(f"--data {' '.join(config.data)} holds {len(data)} image(s), fewer than one batch "
                          f"({config.batch_size} x {run.world} process(es)): give more images or a smaller --batch-size.")
     images = data.listing() if run.rank == 0 else None  # the process that saves the state checks it
     if run.images is not None and images is not None and run.images != images:
-        raise ValueError(f"resume: {config.out}.state.pt was trained on other images than {config.data} holds now "
+        raise ValueError(f"resume: {config.out}.state.pt was trained on other images than {' '.join(config.data)} holds now "
                          "(their names or content differ); give the same images, or train anew.")
     if run.rank == 0:
         data.check_headers()
         _start_log(config, run.history)
-    gpu_augment = BatchTwoViewAugment(config.image_size).to(run.device) if config.augment == "gpu" else None
+    gpu_augment = BatchTwoViewAugment(config.image_size, views=config.views).to(run.device) if config.augment == "gpu" else None
     steps_per_epoch = max(1, len(data) // (config.batch_size * run.world))
-    total_steps = min(config.max_steps or config.epochs * steps_per_epoch, config.epochs * steps_per_epoch)
-    warmup = config.warmup_epochs * steps_per_epoch
+    full = min(config.max_steps or config.epochs * steps_per_epoch, config.epochs * steps_per_epoch)
+    total_steps = max(1, round(config.budget * full))  # a shorter budget: the same schedule, fitted to fewer steps
+    warmup = round(config.warmup_epochs * steps_per_epoch * config.budget)  # a shorter budget warms up as much shorter
     if run.rank == 0:
         log.info("Barlow Twins: %d images, %d steps an epoch, %d processes, %s", len(data), steps_per_epoch, run.world,
                  run.device)

@@ -28,8 +28,8 @@ from ..config import Profile
 from ..models.catalog import BACKBONES, LAYERS
 from ..runtime import choose_device, training_batch
 
-__all__ = ["CHOSEN", "DEMO_RECIPES", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "FinetuneConfig", "PairTrainingConfig",
-           "PretrainConfig", "Recipe", "SaliencySettings", "default_projector", "pair_classifier_variants", "recipes",
+__all__ = ["CHOSEN", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "FinetuneConfig", "PairTrainingConfig",
+           "PretrainConfig", "Recipe", "SaliencySettings", "SeedPlan", "default_projector", "pair_classifier_variants", "recipes",
            "study_recipe"]
 
 LOSSES = ("triplet", "infonce")
@@ -41,7 +41,7 @@ _FINETUNE = {"smoke": {"views": 1, "select_k": 5, "workers": 0}, "cpu": {}, "gpu
 _PRETRAIN = {
     "smoke": {"epochs": 1, "max_steps": 3, "batch_size": 16, "image_size": 64, "projector": (128, 128),
               "log_every": 1},
-    "cpu": {"epochs": 8, "batch_size": 32, "image_size": 96},
+    "cpu": {"epochs": 1, "warmup_epochs": 0.1, "batch_size": 32, "image_size": 96},
     "gpu": {"optimizer": "lars"},
 }
 # The study's own fine-tuning: a projection (linear head) on the pooled last stage, triplet loss.
@@ -49,6 +49,8 @@ _PRETRAIN = {
 _STUDY = {"loss": "triplet", "layers": ("layer4",), "grid": 0, "head": "linear"}
 _STUDY_RESNET50 = {"smoke": {"unfreeze": 0}, "cpu": {"unfreeze": 0, "views": 2}, "gpu": {}}
 _PAIR_TRAINING = {"smoke": {"epochs": 3}, "cpu": {}, "gpu": {}}
+_SEEDS = {"smoke": {"imagenet": (0, 1), "barlow_twins": ((0, (0, 1)), (1, (0,))), "ablation": (0,), "short": (0,)},
+          "cpu": {}, "gpu": {}}
 _SALIENCY = {"smoke": {"n_faithfulness": 2, "ig_steps": 16}, "cpu": {}, "gpu": {"method": "integrated_gradients"}}
 
 
@@ -96,7 +98,8 @@ class FinetuneConfig:
     min_scale: float = 0.5                 # smallest crop, as a fraction of the image
     select_k: int = 20                     # early stopping watches validation R@select_k
     patience: int = 3
-    seed: int = 0
+    seed: int = 0                          # the batches' order, the views each step draws, a random head's start
+    view_seed: int | None = None           # the cached augmented views' (None: `seed`); seeds sharing it share the trunk
     device: str = "cpu"
     workers: int | None = None
     cache: bool = True                     # keep the trunk's outputs under artifacts/finetune-inputs/
@@ -109,6 +112,8 @@ class FinetuneConfig:
         if self.miner not in MINERS:
             raise ValueError(f"Unknown miner {self.miner!r}; choose one of: {', '.join(MINERS)}.")
         object.__setattr__(self, "layers", tuple(self.layers))  # a list from JSON or a saved state reads the same
+        if self.view_seed == self.seed:  # the same run as without it: one cache key
+            object.__setattr__(self, "view_seed", None)
         unknown = [layer for layer in self.layers if layer not in LAYERS]
         if unknown or not self.layers:
             raise ValueError(f"layers must name stages among {', '.join(LAYERS)}; got {list(self.layers)}.")
@@ -149,6 +154,11 @@ class FinetuneConfig:
         return LAYERS[len(LAYERS) - self.unfreeze] if self.unfreeze else None
 
     @property
+    def views_seed(self) -> int:
+        """The seed the cached augmented views are drawn with: `view_seed`, else `seed`."""
+        return self.seed if self.view_seed is None else self.view_seed
+
+    @property
     def cached(self) -> bool:
         """Whether the trunk's outputs are computed once (else every step, on fresh views)."""
         return self.views > 0 and self.unfreeze < len(LAYERS)
@@ -169,11 +179,13 @@ def study_recipe(profile: Profile, backbone: str | None = None, weights: str | N
 class PretrainConfig:
     """Settings of `pretrain.pretrain`; the command line's flags have the same names."""
 
-    data: str
+    data: tuple[str, ...]                  # picture folders (one, or several: pairs' pictures and a pool beside them)
     out: str
     backbone: str = "resnet18"
     init: str = "imagenet"                 # the backbone's weights (imagenet, barlowtwins, none) or a checkpoint
     epochs: int = 10
+    budget: float = 1.0                    # the share of epochs x steps an epoch to train (the schedule fits it)
+    blur: bool = True                      # blur the views as the paper does (False: the ablation of notebook 06)
     batch_size: int = 64
     image_size: int = 128
     projector: tuple[int, ...] = (1024, 1024, 1024)
@@ -181,7 +193,7 @@ class PretrainConfig:
     optimizer: str = "adamw"               # adamw (small runs) | lars (the paper's)
     lr: float = 1e-3                       # AdamW's; LARS uses the paper's rates scaled by batch / 256
     weight_decay: float = 1e-6
-    warmup_epochs: int = 1
+    warmup_epochs: float = 1               # the learning rate's linear warm-up (a share of an epoch allowed)
     augment: str = "cpu"                   # cpu: in data-loader workers | gpu: batched on the device
     workers: int = 2
     device: str = "cpu"
@@ -193,20 +205,32 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "projector", tuple(self.projector))  # a list from a saved state reads the same
+        object.__setattr__(self, "data", (self.data,) if isinstance(self.data, str) else tuple(self.data))
+        if not 0 < self.budget <= 1:
+            raise ValueError(f"budget is a share of the recipe's steps, in (0, 1]; got {self.budget}.")
         if self.optimizer not in ("adamw", "lars"):
             raise ValueError(f"Unknown optimizer {self.optimizer!r}; choose adamw or lars.")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"Need epochs >= 1 and batch_size >= 2; got {self.epochs} and {self.batch_size}.")
 
+    @property
+    def views(self):
+        """The two views' augmentations: the paper's, or without blur (`blur=False`)."""
+        from .augment import BARLOW_TWINS_VIEWS, NO_BLUR_VIEWS
+
+        return BARLOW_TWINS_VIEWS if self.blur else NO_BLUR_VIEWS
+
     @classmethod
     def for_profile(cls, profile: Profile, **overrides) -> PretrainConfig:
         """Return the profile's Barlow Twins recipe with `overrides` (those not None) applied.
 
-        cpu: continue from ImageNet for 8 epochs at 96 px with AdamW (a laptop's scale);
+        cpu: continue from ImageNet for 1 epoch at 96 px with AdamW, warmed up over its first tenth
+        (a laptop's scale: about 170 steps of 32 over the training pairs' pictures and an
+        unlabelled pool beside them);
         gpu: the profile's epochs, batch and size with LARS; smoke: three steps.
         """
         backbone = overrides.get("backbone") or profile.backbone
-        base = {"data": "", "out": "", "backbone": backbone, "epochs": profile.epochs, "batch_size": profile.batch_size,
+        base = {"data": (), "out": "", "backbone": backbone, "epochs": profile.epochs, "batch_size": profile.batch_size,
                 "image_size": profile.image_size, "projector": default_projector(backbone), "lr": 1e-4,
                 "workers": profile.num_workers, "log_every": 5, "device": choose_device(overrides.pop("device", None))}
         return _merge(cls, base, _PRETRAIN, profile, overrides)
@@ -232,6 +256,24 @@ class PairTrainingConfig:
     def for_profile(cls, profile: Profile, **overrides) -> PairTrainingConfig:
         """Return the profile's baseline recipe (3 epochs in smoke runs, 30 otherwise) with `overrides`."""
         return _merge(cls, {}, _PAIR_TRAINING, profile, overrides)
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """Which runs notebook 06's pre-registered comparison trains: fine-tuning seeds of the ImageNet start,
+    `(pretraining seed, fine-tuning seeds)` of the Barlow Twins start, the seeds of its ablation (no blur)
+    and of its shorter budget (`short_budget` of the pretraining steps)."""
+
+    imagenet: tuple[int, ...] = (0, 1, 2)
+    barlow_twins: tuple[tuple[int, tuple[int, ...]], ...] = ((0, (0, 1, 2)), (1, (0,)))
+    ablation: tuple[int, ...] = (0, 1)
+    short: tuple[int, ...] = (0, 1)
+    short_budget: float = 1 / 3
+
+    @classmethod
+    def for_profile(cls, profile: Profile, **overrides) -> SeedPlan:
+        """Return the profile's plan (fewer runs in smoke runs) with `overrides` applied."""
+        return _merge(cls, {}, _SEEDS, profile, overrides)
 
 
 @dataclass(frozen=True)
@@ -314,12 +356,11 @@ RECIPES: dict[str, Recipe] = {r.slug: r for r in (
 )}
 
 CHOSEN = "infonce-ms-grid4"
-# what notebook 05 trains on real pairs: the chosen recipe and, each changing one thing, its neighbours
-NOTEBOOK_05 = ("infonce-ms-grid4", "infonce-ms-grid4-unfreeze2", "infonce-ms", "infonce-ms-grid4-frozen", "infonce-grid4",
-               "infonce-ms-grid4-no-head", "triplet", "triplet-all", "triplet-hard")
-# on the demo data: the demo is there to run end to end, not to choose recipes, and the full table
-# would take most of `make figures`' time
-DEMO_RECIPES = ("infonce-ms-grid4", "infonce-ms", "infonce-ms-grid4-frozen", "triplet")
+# what notebook 05 trains: the chosen recipe and three neighbours, each changing one thing (the pooling,
+# the trained stages, the loss). Five more (two stages training, layer4 alone, no head, the triplet
+# loss's other two miners) were trimmed from it to make room for notebook 06's seeds: they cost 15 of
+# `make figures`' minutes; docs/finetuning_recipes.md logs them, and `finetune` trains any of them.
+NOTEBOOK_05 = ("infonce-ms-grid4", "infonce-ms", "infonce-ms-grid4-frozen", "triplet")
 
 
 def recipes(slugs: Sequence[str], base: FinetuneConfig) -> dict[str, FinetuneConfig]:

@@ -29,7 +29,8 @@ __all__ = ["STATE_FORMAT", "cached_training", "finished_run", "keep_summary", "l
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "ttl_utils-training-state-1"
-_NOT_SETTINGS = ("out", "workers", "device")  # where and how fast a run goes, not what it computes
+_NOT_SETTINGS = ("out", "workers", "device", "data")  # where a run goes and reads, how fast: not what it computes
+# (what a run reads is keyed by its content: the `data` fingerprints given to `cached_training`)
 
 
 def state_path(out: str | Path) -> Path:

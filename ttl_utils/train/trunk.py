@@ -76,7 +76,7 @@ class _Views(Dataset):
         self.sources, self.view_ids, self.salt = sources, view_ids, salt
         self.clean = Preprocessing.for_size(config.image_size)
         self.augment = PairAugmentation(config.image_size, config.min_scale)
-        self.seed = config.seed
+        self.seed = config.views_seed
 
     def __len__(self) -> int:
         return len(self.sources) * len(self.view_ids)
@@ -157,7 +157,7 @@ def _trunk_key(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, view_
     """Return what the trunk's outputs at `unfreeze`'s cut depend on."""
     described = {"model": model_fingerprint(embedder.backbone), "backbone": embedder.backbone.name,
                  "cut": _cut(unfreeze), "image_size": config.image_size, "views": view_ids,
-                 "min_scale": config.min_scale, "seed": config.seed, "data": pairs.fingerprint,
+                 "min_scale": config.min_scale, "seed": config.views_seed, "data": pairs.fingerprint,
                  "version": _TRUNK_VERSION}
     if unfreeze == 0:  # pooled features also depend on the layers
         described["layers"] = list(embedder.layers)
