@@ -21,18 +21,19 @@ def test_image_statistics_draws_sizes_side_by_side_saturation_and_labelled_greys
     images = image_table(make_demo_pairs(4, 16))
     summary = image_summary(images)
     fig = image_statistics(images, summary)
-    assert [ax.get_title() for ax in fig.axes] == ["Image sizes", "Saturation", "Greyscale share (bar in the side's mean colour)"]
-    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["left", "right"]
-    size_bars = fig.axes[0].patches
-    assert [bar.get_height() for bar in size_bars] == [4, 4]  # one size, both sides: two bars, neither hidden
-    assert size_bars[0].get_x() < size_bars[1].get_x()
-    assert [label.get_text() for label in fig.axes[0].get_xticklabels()] == ["16 x 16"]
+    assert [ax.get_title() for ax in fig.axes] == ["Image sizes", "Saturation", "Greyscale share"]
+    # one size for every image: a sentence, not two equal bars
+    assert not fig.axes[0].patches and fig.axes[0].texts[0].get_text() == "all 8 images\n16 x 16 pixels"
+    mixed = images.copy()
+    mixed.loc[mixed.index[0], "width"] = 20
+    sizes = image_statistics(mixed, summary).axes[0]
+    assert [t.get_text() for t in sizes.get_legend().get_texts()] == ["left", "right"]
+    assert sorted(bar.get_height() for bar in sizes.patches) == [0, 1, 3, 4]  # two sizes, both sides, side by side
     left_style, right_style = (patch.get_linestyle() for patch in fig.axes[1].patches)
     assert left_style == (0, None) and left_style != right_style  # overlapping steps stay apart: right is dashed
     bars = fig.axes[2].patches
     assert [bar.get_height() for bar in bars] == summary.greyscale_share.tolist()
-    expected = summary.loc["right", ["mean_r", "mean_g", "mean_b"]].to_numpy() / 255
-    assert bars[1].get_facecolor()[:3] == pytest.approx(expected.tolist())
+    assert bars[0].get_facecolor() != bars[1].get_facecolor()  # each side its own colour, as in the other panels
     # a share of 0 still reads: every bar is labelled with its value, and the axis is never empty
     assert [t.get_text() for t in fig.axes[2].texts] == [f"{v:.1%}" for v in summary.greyscale_share]
     assert fig.axes[2].get_ylim()[1] >= 0.05
@@ -61,7 +62,9 @@ def test_faithfulness_curves_average_each_method_s_curves():
         {"method": "integrated_gradients", "deletion": [1.0, 0.1, 0.0], "insertion": [0.0, 0.1, 1.0]},
         {"method": "saliency", "deletion": [1.0, 1.0, 1.0], "insertion": [0.0, 0.0, 0.0]},
     ])
-    fig = faithfulness_curves(table)
+    assert faithfulness_curves(table).axes[0].get_title() == "Deletion (mean of 2 pairs)"  # too few pairs for a band
+    assert not faithfulness_curves(table).axes[0].collections
+    fig = faithfulness_curves(table, min_band=2)
     deletion, insertion = fig.axes
     assert [line.get_label() for line in deletion.lines] == ["integrated gradients", "saliency"]
     assert deletion.lines[0].get_xdata().tolist() == [0.0, 0.5, 1.0]

@@ -90,10 +90,10 @@ def test_seed_table_rows_and_means():
 
 def test_seed_comparison_and_budget_sentences():
     sentence, gain = seed_comparison("A", [np.array([1, 1, 1, 1])], "B", [np.array([2, 2, 2, 2])], n_bootstrap=100)
-    assert sentence == "A beats B: R@1 1.000 (1 run(s)) against 0.000 (1), difference +1.000 [+1.000, +1.000]."
+    assert sentence == "A beats B: R@1 1.000 (1 run) against 0.000 (1 run), difference +1.000 [+1.000, +1.000]."
     assert gain["difference"] == 1.0
     lines = budget_findings({"none": (0, [0.20, 0.22]), "full": (3000, [0.30, 0.26]), "short": (1000, [0.25])})
-    assert lines[0] == "none: 0 pictures seen, R@1 0.210 (runs 0.200 to 0.220, 2 run(s))"
+    assert lines[0] == "none: 0 pictures seen, R@1 0.210 (runs 0.200 to 0.220, 2 runs)"
     assert lines[1].startswith("short: 1,000 pictures seen") and lines[2].startswith("full: 3,000")
     assert lines[3].startswith("The mean R@1 rises with every step of budget (0.210 -> 0.250 -> 0.280)")
     down = budget_findings({"none": (0, [0.3]), "short": (10, [0.2]), "full": (20, [0.25])})

@@ -80,10 +80,10 @@ def main(selected: list[str]) -> int:
         nbformat.write(lighten(notebook), out / path.name)
         print(f"  done in {time.perf_counter() - start:.0f} s", flush=True)
     if not selected:  # every notebook ran: the talk is rebuilt from their findings (make slides)
-        from ttl_utils.present.slides import build_slides
+        from ttl_utils.present.slides import build_slides, default_settings
 
-        pages = build_slides(figures)
-        print(f"Slides: {len(pages)} pages in {figures / 'slides.pdf'}")
+        pages = build_slides(figures, settings=default_settings())
+        print(f"Slides: {len(pages)} pages in {figures / 'slides.pdf'} and {figures / 'slides.pptx'}")
     if out == NOTEBOOKS:
         print(f"All {len(notebooks)} notebooks in {time.perf_counter() - total:.0f} s, executed in place; "
               f"figures are in {figures}")

@@ -120,6 +120,8 @@ _DATA_HELP = "dataset folder: left/ and right/ (and pairs.csv) (default: $TTL_DA
 _WORKERS_HELP = ("image decoding: threads feeding the inference engine on CPU, processes on a GPU and for "
                  "augmented views (default: cores + 1 threads; spare cores, at most 4, processes); 0: none")
 _DEVICE_HELP = "cpu, cuda, cuda:N or mps (default: cuda when available)"
+_FLIP_HELP = ("embed each picture as the mean of its own and its mirror image's embeddings (twice the forward "
+              "passes; cached apart)")
 _BATCH_HELP = "images a forward pass (default: 32 on CPU, the profile's on a GPU)"
 _JSON_HELP = "also write the results as JSON to this file; - for standard output (then only the JSON goes there)"
 
@@ -203,6 +205,12 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--json", type=Path, help=_JSON_HELP)
+    p.add_argument("--flip", action="store_true", help=_FLIP_HELP)
+    p.add_argument("--hub-bank", type=Path, default=None, metavar="FOLDER",
+                   help="correct for hubs (CSLS): pictures of the queries' kind, never the queries themselves, e.g. "
+                        "data/ttl/left; a gallery picture near many of them is ranked lower")
+    p.add_argument("--hub-k", type=_positive, default=10, help="bank pictures a gallery picture is compared with "
+                                                                "(default 10)")
     _add_model_flags(p, "--model")
 
 
@@ -225,6 +233,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
+    p.add_argument("--flip", action="store_true", help=_FLIP_HELP)
     p.add_argument("positional", nargs="*", help=argparse.SUPPRESS)
 
 
@@ -253,6 +262,12 @@ def _add_find(sub) -> None:
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true",
                    help="embed the whole gallery now, neither reading nor writing artifacts/gallery/")
+    p.add_argument("--flip", action="store_true", help=_FLIP_HELP)
+    p.add_argument("--hub-bank", type=Path, default=None, metavar="FOLDER",
+                   help="correct for hubs (CSLS): pictures of the queries' kind, never the queries themselves, e.g. "
+                        "data/ttl/left; a gallery picture near many of them is ranked lower")
+    p.add_argument("--hub-k", type=_positive, default=10, help="bank pictures a gallery picture is compared with "
+                                                                "(default 10)")
     _add_model_flags(p, "--model")
 
 

@@ -149,7 +149,15 @@ def demo_command(args: argparse.Namespace) -> None:
 
         set_theme()
         fig = pair_grid(pairs, indices=list(range(min(args.n_pairs, args.cols * args.rows))), cols=args.cols)
-        print(f"Wrote {save_fig(fig, figure.name, Figures(figure.parent))}")
+        stamp = f"demo data, {len(pairs)} pairs of {args.size} px, seed {args.seed}"
+        print(f"Wrote {save_fig(fig, figure.name, Figures(figure.parent, stamp))}")
+
+
+def _flipped(preprocessing, args: argparse.Namespace):
+    """Return `preprocessing` with test-time flip averaging when `--flip` asked for it."""
+    from dataclasses import replace
+
+    return replace(preprocessing, flip=True) if getattr(args, "flip", False) else preprocessing
 
 
 def _evaluated_model(args: argparse.Namespace):
@@ -181,6 +189,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
     _output(args.json, "--json")
     device = _usage(lambda: choose_device(args.device))
     embedder, preprocessing, extra = _evaluated_model(args)
+    preprocessing = _flipped(preprocessing, args)
     pairs = _pairs(args, args.split)
     _enough_pairs(pairs, args.split)
     _warn_if_trained_on(args.model, extra, pairs)
@@ -209,7 +218,8 @@ def compare_command(args: argparse.Namespace) -> None:
     _output(figure, "--figure", "comparison")
     _output(args.json, "--json")
     device = _usage(lambda: choose_device(args.device))
-    loaded = load_models(dict(zip(names, args.model)), args.profile)
+    loaded = {name: (embedder, _flipped(preprocessing, args))
+              for name, (embedder, preprocessing) in load_models(dict(zip(names, args.model)), args.profile).items()}
     pairs = _pairs(args, args.split)
     if args.subset == "generic":
         from .data.faces import generic_subset
@@ -255,12 +265,25 @@ def find_command(args: argparse.Namespace) -> None:
     queries = image_files(args.queries, "query image")
     images = [read_image(path) for path in queries]  # every query checked before any work
     gallery = Gallery.from_folder(args.gallery, args.side)
+    if args.hub_bank is not None and not args.hub_bank.is_dir():
+        raise UsageError(f"--hub-bank {args.hub_bank}: no such folder (give pictures of the queries' kind, e.g. "
+                         "data/ttl/left).")
     embedder, preprocessing, described = choose_model(args.profile, args.model, args.data)
-    print(f"Model: {described}")
+    preprocessing = _flipped(preprocessing, args)
+    print(f"Model: {described}" + (", flip-averaged" if preprocessing.flip else ""))
     kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device,
                                        inference_batch(args.profile, device, args.batch_size), args.workers,
                                        cache=not args.no_cache)
-    found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top)
+    penalty = None
+    if args.hub_bank is not None:
+        from .evaluate.hubs import hubness
+
+        _, bank = gallery_embeddings(embedder, preprocessing, Gallery.from_folder(args.hub_bank), device,
+                                     inference_batch(args.profile, device, args.batch_size), args.workers,
+                                     cache=not args.no_cache)
+        penalty = hubness(vectors, bank, args.hub_k)
+        print(f"Hub correction (CSLS): {len(bank)} bank pictures of {args.hub_bank}, {args.hub_k} nearest")
+    found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top, penalty=penalty)
     for path, matches in zip(queries, found):
         print(f"{path}: {len(matches)} look-alikes among {len(kept)} pictures of {kept.name}")
         for m in matches:
@@ -286,7 +309,8 @@ def _find_figure(args, figure: Path, queries, images, gallery, found, embedder, 
                           gallery, found, settings if args.explain else None)
     set_theme()
     fig = lookalike_grid(rows, signed=settings.method != "gradcam")
-    print(f"Wrote {save_fig(fig, figure.name, Figures(figure.parent))}")
+    stamp = f"gallery {gallery.name}, {len(gallery)} pictures · {args.profile.name} profile"
+    print(f"Wrote {save_fig(fig, figure.name, Figures(figure.parent, stamp))}")
 
 
 def _pretrain_start(args: argparse.Namespace) -> tuple[str, str]:

@@ -52,11 +52,12 @@ class Match:
 
 
 def find_lookalikes(embedder: Embedder, preprocessing: Preprocessing, queries: Sequence, gallery: Gallery,
-                    vectors: torch.Tensor, top: int = 5) -> list[list[Match]]:
+                    vectors: torch.Tensor, top: int = 5, penalty: torch.Tensor | None = None) -> list[list[Match]]:
     """Return the `top` look-alikes in `gallery` (embedded as `vectors`) of each query: a path, checked
-    with `data.inputs.read_image` (a bad one raises `InputError` naming it), or a PIL image."""
+    with `data.inputs.read_image` (a bad one raises `InputError` naming it), or a PIL image. With
+    `penalty` (`evaluate.hubs.hubness` of the gallery against a bank), they are ranked by CSLS."""
     images = [read_image(q) if isinstance(q, (str, Path)) else q for q in queries]
-    scores, indices = search(embed_queries(embedder, preprocessing, images), vectors, top)
+    scores, indices = search(embed_queries(embedder, preprocessing, images), vectors, top, penalty)
     return [[Match(rank + 1, int(i), gallery.labels[int(i)], float(s)) for rank, (s, i) in enumerate(zip(row_s, row_i))]
             for row_s, row_i in zip(scores, indices)]
 

@@ -24,7 +24,7 @@ from ..errors import DatasetError
 from ..storage import save_json
 from .pairs import PairSet
 
-__all__ = ["SPLIT_NAMES", "split_pairs", "split_path", "load_split", "split_of", "split_table"]
+__all__ = ["SPLIT_NAMES", "folds", "split_pairs", "split_path", "load_split", "split_of", "split_table"]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +109,25 @@ def split_table(split: dict[str, PairSet], subsets: dict[str, PairSet]) -> pd.Da
                              "pass subsets of the pair set that was split.")
         columns[name] = assignment[list(part.ids)].value_counts()
     return pd.DataFrame(columns).reindex(list(SPLIT_NAMES)).fillna(0).astype(int)
+
+
+def folds(pairs: PairSet, k: int = 5, seed: int = 0) -> list[tuple[PairSet, PairSet]]:
+    """Return `k` folds of `pairs` for cross-validation, as `(training, held_out)` pair sets: the pairs are
+    shuffled once with `seed` and cut into `k` parts of nearly equal size; each part is held out once.
+
+    >>> from ttl_utils.data.demo import make_demo_pairs
+    >>> parts = folds(make_demo_pairs(10, 16), k=3)
+    >>> [(len(train), len(held)) for train, held in parts]
+    [(6, 4), (7, 3), (7, 3)]
+    >>> sorted(i for _, held in parts for i in held.ids) == sorted(make_demo_pairs(10, 16).ids)
+    True
+    """
+    if not 2 <= k <= len(pairs):
+        raise ValueError(f"Need 2 <= k <= {len(pairs)} pairs for k-fold cross-validation, got k={k}.")
+    order = np.random.default_rng(seed).permutation(len(pairs))
+    out = []
+    for number, held in enumerate(np.array_split(order, k)):
+        kept = np.setdiff1d(order, held)
+        out.append((pairs.subset(np.sort(kept), name=f"{pairs.name}-fold{number}-train"),
+                    pairs.subset(np.sort(held), name=f"{pairs.name}-fold{number}-held")))
+    return out

@@ -35,7 +35,8 @@ from ..models.preprocessing import CUES, CuePreprocessing, Preprocessing
 from ..progress import progress
 from ..storage import load_torch, save_torch
 
-__all__ = ["cue_embeddings", "embed", "embed_pairs", "embed_queries", "embeddings_cached", "gallery_embeddings"]
+__all__ = ["cue_embeddings", "embed", "embed_pairs", "embed_queries", "embeddings_cached", "flip_averaged",
+           "gallery_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, 
     process (`data.loading.threaded_batches`; `num_workers` of them, 0: one after the other), on a
     GPU in `num_workers` worker processes. No autograd graph is built. An `Embedder`'s backbone runs
     through the inference engine (`models.engine.frozen_maps`: ONNX Runtime on CPU), its pooling and
-    head in torch; any other model runs in torch, in channels-last memory format.
+    head in torch; any other model runs in torch, in channels-last memory format. With a
+    `Preprocessing` whose `flip` is set, each embedding is the mean of the picture's and its mirror
+    image's unit embeddings, made unit length again (twice the forward passes).
     """
     device = torch.device(device)
     loader = batches(_Images(images, transform), batch_size, device, num_workers)
@@ -77,10 +80,27 @@ def embed(model: nn.Module, images: Sequence[ImageSource], transform: Callable, 
     else:
         def forward(batch: torch.Tensor) -> torch.Tensor:
             return model(finish(batch).to(device, non_blocking=True, memory_format=torch.channels_last))
+    if getattr(transform, "flip", False):
+        forward = flip_averaged(forward)
     with torch.inference_mode():
         out = [forward(batch).float().cpu() for batch in progress(loader, desc=desc, unit="batch", leave=False,
                                                                    total=-(-len(images) // batch_size))]
     return torch.cat(out) if out else torch.empty(0, 0)
+
+
+def flip_averaged(forward: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Return `forward` made to embed each picture of a batch (`N x 3 x H x W`) as the mean of its own and
+    its mirror image's unit embeddings, made unit length again.
+
+    >>> import torch
+    >>> [round(v, 4) for v in flip_averaged(lambda x: x.mean(dim=(1, 2)))(torch.tensor([[[[1.0, 3.0]]]]))[0].tolist()]
+    [0.7071, 0.7071]
+    """
+    def both(batch: torch.Tensor) -> torch.Tensor:
+        mean = F.normalize(forward(batch).float(), dim=1) + F.normalize(forward(batch.flip(-1)).float(), dim=1)
+        return F.normalize(mean, dim=1)
+
+    return both
 
 
 def _embedding_key(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> dict:
@@ -210,6 +230,8 @@ def embed_queries(embedder: Embedder, preprocessing: Preprocessing, images: Sequ
     the device the embedder is on."""
     embedder = embedder.eval()
     forward = frozen_embedder(embedder, next(embedder.parameters()).device)  # the inference engine on CPU
+    if preprocessing.flip:
+        forward = flip_averaged(forward)
     out = [forward(torch.stack([preprocessing(image) for image in images[start:start + batch_size]]))
            for start in range(0, len(images), batch_size)]
     return F.normalize(torch.cat(out).float().cpu(), dim=1)

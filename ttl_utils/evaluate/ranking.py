@@ -108,14 +108,20 @@ def partner_ranks(queries: torch.Tensor, partners: Sequence[int], gallery: torch
     return rank_of_match_by(lambda block: queries[block] @ gallery.T, torch.as_tensor(partners))
 
 
-def search(queries: torch.Tensor, gallery: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return `(scores, indices)`, each `Q x top`: the `top` most similar gallery rows per query, by cosine.
+def search(queries: torch.Tensor, gallery: torch.Tensor, top: int, penalty: torch.Tensor | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return `(scores, indices)`, each `Q x top`: the `top` most similar gallery rows per query, by cosine,
+    or with `penalty` (each row's hubness, `evaluate.hubs.hubness`) by CSLS, cosine minus half the
+    penalty; the scores returned are the cosines either way.
 
     The gallery's rows must be unit length already (as `embeddings.gallery_embeddings` returns them):
     a large gallery is not copied for every query."""
     top = min(top, len(gallery))
     scores = F.normalize(queries.float(), dim=1) @ gallery.T
-    return scores.topk(top, dim=1)
+    if penalty is None:
+        return scores.topk(top, dim=1)
+    indices = (scores - penalty[None, :] / 2).topk(top, dim=1).indices
+    return scores.gather(1, indices), indices
 
 
 def distances_to_partners(left: torch.Tensor, right: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -416,8 +416,8 @@ def seed_comparison(a: str, runs_a: Sequence[np.ndarray], b: str, runs_b: Sequen
     mean_a, mean_b = (float(np.mean([metric(name)(np.asarray(r)) for r in runs])) for runs in (runs_a, runs_b))
     said = verdict(gain, f"{a} beats {b}", f"{b} beats {a}", f"no clear difference between {a} and {b}")
     where = f" {about}" if about else ""
-    return (f"{said[0].upper()}{said[1:]}{where}: {name} {mean_a:.3f} ({len(runs_a)} run(s)) against {mean_b:.3f} "
-            f"({len(runs_b)}), difference {gain_text(gain)}."), gain
+    return (f"{said[0].upper()}{said[1:]}{where}: {name} {mean_a:.3f} ({counted(len(runs_a), 'run')}) against "
+            f"{mean_b:.3f} ({counted(len(runs_b), 'run')}), difference {gain_text(gain)}."), gain
 
 
 def budget_findings(points: dict[str, tuple[float, Sequence[float]]], name: str = "R@1") -> list[str]:
@@ -425,7 +425,7 @@ def budget_findings(points: dict[str, tuple[float, Sequence[float]]], name: str 
     run])}`, by pictures seen, the mean and range over runs, then which way the means move."""
     ordered = sorted(points.items(), key=lambda item: item[1][0])
     lines = [f"{label}: {seen:,.0f} pictures seen, {name} {np.mean(values):.3f} (runs {min(values):.3f} to "
-             f"{max(values):.3f}, {len(values)} run(s))" for label, (seen, values) in ordered]
+             f"{max(values):.3f}, {counted(len(values), 'run')})" for label, (seen, values) in ordered]
     means = [float(np.mean(values)) for _, (_, values) in ordered]
     steps = np.sign(np.diff(means))
     trend = ("rises with every step of budget" if (steps > 0).all() else "falls with every step of budget"

@@ -33,13 +33,16 @@ def denormalise(x: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.nda
 class Preprocessing:
     """Evaluation preprocessing: resize the shorter side, centre-crop a square, normalise.
 
-    The TTL paper's protocol is `resize=256, crop=224` with ImageNet statistics.
+    The TTL paper's protocol is `resize=256, crop=224` with ImageNet statistics. With `flip`, a
+    picture's embedding is the mean of its own and its mirror image's (test-time flip averaging,
+    done by `evaluate.embeddings.embed`); it enters the settings, so cached embeddings are kept apart.
     """
 
     resize: int = 256
     crop: int = 224
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    flip: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.crop <= self.resize:
@@ -72,14 +75,18 @@ class Preprocessing:
         return self(image)[None]
 
     def to_dict(self) -> dict:
-        """Return the settings as plain types (lists, ints), fit for a checkpoint or JSON."""
-        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        """Return the settings as plain types (lists, ints), fit for a checkpoint or JSON (`flip` only when
+        set, so the settings, and the cache keys made from them, read as before without it)."""
+        settings = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+        if not self.flip:
+            settings.pop("flip")
+        return settings
 
     @classmethod
     def from_dict(cls, settings: dict) -> Preprocessing:
         """Return the preprocessing that `to_dict` described."""
         return cls(resize=int(settings["resize"]), crop=int(settings["crop"]),
-                   mean=tuple(settings["mean"]), std=tuple(settings["std"]))
+                   mean=tuple(settings["mean"]), std=tuple(settings["std"]), flip=bool(settings.get("flip", False)))
 
 
 CUES = {

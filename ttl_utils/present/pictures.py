@@ -186,6 +186,8 @@ def photo_row(pictures: Sequence[np.ndarray], maps: Sequence[np.ndarray | None] 
         ax = fig.add_subplot(grid[0, column])
         column += 1
         overlay(ax, np.asarray(picture), saliency_map, signed)
+        for note in list(ax.texts):  # no text at all: a page shows the picture smaller than its notes can be read
+            note.remove()
         if k in framed:
             height, width = np.asarray(picture).shape[:2]
             ax.add_patch(plt.Rectangle((1.5, 1.5), width - 4, height - 4, fill=False, edgecolor=(0.0, 0.6, 0.0),

@@ -65,15 +65,16 @@ def compact_png(data: bytes, max_width: int = MAX_PIXELS_WIDE) -> bytes:
     return out.getvalue()
 
 
-def save_fig(fig: plt.Figure, name: str, figures: Figures) -> Path:
+def save_fig(fig: plt.Figure, name: str, figures: Figures, stamp: bool = True) -> Path:
     """Save `fig` as `<figures.folder>/<name>.png`, at most `MAX_PIXELS_WIDE` pixels wide (200 dpi
     for smaller figures), compacted (`compact_png`) and written atomically; return its path.
 
     With `figures.stamp` (what data and profile the figure shows), a small line under
-    everything drawn says it, so a slide cannot be mistaken.
+    everything drawn says it, so a slide cannot be mistaken; `stamp=False` leaves it off (the
+    text-free pictures the slides place on a page that carries its own stamp).
     """
     path = Path(figures.folder) / f"{name}.png"
-    stamp = figures.stamp
+    stamp = figures.stamp if stamp else None
     if stamp and not any(getattr(t, "_ttl_stamp", False) for t in fig.texts):
         # under everything drawn (axis labels too), right-aligned: the tight bounding box grows to hold it
         box = fig.get_tightbbox(fig.canvas.get_renderer())
@@ -128,7 +129,7 @@ def cmc_plot(curves: dict[str, np.ndarray], max_rank: int | None = None, ax: plt
 
 def history_plot(history: list[dict], metrics: tuple[str, ...] = ("loss", "R@25")) -> plt.Figure:
     """Plot training curves, train against val, one panel a metric."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
     epochs = [row["epoch"] for row in history]
     for ax, metric in zip(axes[0], metrics):
         for split in ("train", "val"):
@@ -157,44 +158,50 @@ def distance_histograms(partner: np.ndarray, others: np.ndarray, ax: plt.Axes, t
 
 def image_statistics(images: pd.DataFrame, summary: pd.DataFrame) -> plt.Figure:
     """Return three panels comparing the sides of `data.explore.image_table`'s rows: image sizes (bars
-    side by side, so equal counts stay visible), saturation (left solid, right dashed) and each
-    side's share of greyscale images (a bar in the side's mean colour, from `data.explore.image_summary`,
-    labelled with its value, so a share of 0 still reads)."""
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    side by side, or one line of text when every image has the same size), saturation (left solid,
+    right dashed) and each side's share of greyscale images (a bar in the side's colour, labelled
+    with its value, so a share of 0 still reads). `summary` is `data.explore.image_summary`'s table."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     sizes = images.assign(size=images.width.astype(str) + " x " + images.height.astype(str))
     counts = sizes.groupby(["size", "side"]).size().unstack("side", fill_value=0)
     counts = counts.loc[counts.sum(axis=1).sort_values(ascending=False).index[:8]]
-    x = np.arange(len(counts))
-    for k, side in enumerate(("left", "right")):
-        values = counts[side] if side in counts else np.zeros(len(counts))
-        bars = axes[0].bar(x + (k - 0.5) * 0.4, values, width=0.4, label=side)
-        axes[0].bar_label(bars, fontsize=11)
-    axes[0].set_xticks(x, counts.index, rotation=0 if len(counts) < 4 else 30)
-    axes[0].set_ylim(0, 1.35 * max(counts.to_numpy().max(), 1))  # room for the legend above the bars
-    axes[0].set(xlabel="width x height (pixels)", ylabel="images",
-                title="Image sizes" + (" (most common 8)" if len(counts) == 8 else ""))
-    for side, style in (("left", "-"), ("right", "--")):
+    if len(counts) == 1:  # one size for all: a sentence says more than two equal bars
+        axes[0].text(0.5, 0.5, f"all {len(images)} images\n{counts.index[0]} pixels", ha="center", va="center",
+                     fontsize=20, transform=axes[0].transAxes)
+        axes[0].set(xticks=[], yticks=[], title="Image sizes")
+        axes[0].grid(False)
+    else:
+        x = np.arange(len(counts))
+        for k, side in enumerate(("left", "right")):
+            values = counts[side] if side in counts else np.zeros(len(counts))
+            bars = axes[0].bar(x + (k - 0.5) * 0.4, values, width=0.4, label=side, color=f"C{k}")
+            axes[0].bar_label(bars, fontsize=11)
+        axes[0].set_xticks(x, counts.index, rotation=0 if len(counts) < 4 else 30)
+        axes[0].set_ylim(0, 1.35 * max(counts.to_numpy().max(), 1))  # room for the legend above the bars
+        axes[0].set(xlabel="width x height (pixels)", ylabel="images",
+                    title="Image sizes" + (" (most common 8)" if len(counts) == 8 else ""))
+        axes[0].legend()
+    for k, (side, style) in enumerate((("left", "-"), ("right", "--"))):
         part = images[images.side == side]
         axes[1].hist(part.saturation, bins=30, range=(0, 1), histtype="step", linewidth=2, linestyle=style,
-                     label=side)
+                     label=side, color=f"C{k}")
     axes[1].set(xlabel="mean saturation", ylabel="images", title="Saturation")
+    axes[1].legend()
     shares = [summary.loc[side, "greyscale_share"] for side in ("left", "right")]
-    for k, side in enumerate(("left", "right")):
-        colour = summary.loc[side, ["mean_r", "mean_g", "mean_b"]].to_numpy() / 255
-        axes[2].bar(k, shares[k], color=colour, edgecolor="black", width=0.6)
-        axes[2].text(k, shares[k], f"{shares[k]:.1%}", ha="center", va="bottom", fontsize=11)
+    for k in range(2):
+        axes[2].bar(k, shares[k], color=f"C{k}", width=0.6)
+        axes[2].text(k, shares[k], f"{shares[k]:.1%}", ha="center", va="bottom", fontsize=13)
     axes[2].set(xticks=[0, 1], xticklabels=["left", "right"], ylabel="share of greyscale images",
-                ylim=(0, max(0.05, 1.25 * max(shares))), title="Greyscale share (bar in the side's mean colour)")
+                ylim=(0, max(0.05, 1.25 * max(shares))), title="Greyscale share")
     axes[2].yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
-    for ax in axes[:2]:
-        ax.legend()
     fig.tight_layout()
     return fig
 
 
-def faithfulness_curves(table: pd.DataFrame) -> plt.Figure:
+def faithfulness_curves(table: pd.DataFrame, min_band: int = 10) -> plt.Figure:
     """Return the mean deletion and insertion curves of each method of `explain.faithfulness.faithfulness_table`'s
-    rows (as a DataFrame), side by side, each with a band of +-1.96 standard errors over the pairs."""
+    rows (as a DataFrame), side by side, each with a band of +-1.96 standard errors over the pairs when a
+    method has `min_band` pairs or more (fewer: the band would claim more than the pairs can say)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
     fractions = np.linspace(0, 1, len(table.deletion.iloc[0]))
     n_pairs = 0
@@ -204,12 +211,13 @@ def faithfulness_curves(table: pd.DataFrame) -> plt.Figure:
             curves = np.asarray(part[column].tolist(), dtype=float)
             mean = curves.mean(axis=0)
             line, = ax.plot(fractions, mean, linewidth=2.5, label=method.replace("_", " "))
-            if len(curves) > 1:
+            if len(curves) >= max(min_band, 2):
                 half = 1.96 * curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
                 ax.fill_between(fractions, mean - half, mean + half, color=line.get_color(), alpha=0.07, linewidth=0)
+    band = ", 95% band" if n_pairs >= max(min_band, 2) else ""
     axes[0].set(xlabel="share of A's pixels blackened (most salient first)", ylabel="similarity to B",
-                title=f"Deletion (mean of {n_pairs} pairs, 95% band)")
-    axes[1].set(xlabel="share of A's pixels revealed (most salient first)", title="Insertion (mean, 95% band)")
+                title=f"Deletion (mean of {n_pairs} pairs{band})")
+    axes[1].set(xlabel="share of A's pixels revealed (most salient first)", title=f"Insertion (mean{band})")
     axes[1].legend(fontsize=10, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     return fig
@@ -220,24 +228,22 @@ def rank_frequency_plot(ranks: dict[str, np.ndarray], top: int = 25, ax: plt.Axe
     """Plot the study's "frequency vector" for several models side by side: how many queries found
     the partner at rank 1, 2, ..., `top`, then one bar for every rank beyond. Counts, not shares;
     the legend gives each model's count at rank 1. When the last bar dwarfs the others, the axis
-    is cut above ranks 1 to `top` and the last bars are written with their counts."""
+    is cut above ranks 1 to `top` (the last bars run off the top) and the legend gives their counts."""
     ax = ax or plt.subplots(figsize=(12, 4.5))[1]
     names = list(ranks)
     width = 0.8 / len(names)
     positions = np.arange(1, top + 2)
-    highest, beyond = 0, []
-    for j, name in enumerate(names):
-        r = np.asarray(ranks[name])
+    every = {name: np.asarray(ranks[name]) for name in names}
+    highest = max(int(np.bincount(np.minimum(r, top + 1) - 1, minlength=top + 1)[:top].max(initial=0)) for r in every.values())
+    cut = 1.3 * max(highest, 1)
+    dwarfs = max(int((r > top).sum()) for r in every.values()) > cut
+    for j, (name, r) in enumerate(every.items()):
         counts = np.append(np.bincount(np.minimum(r, top + 1) - 1, minlength=top + 1)[:top], (r > top).sum())
         x = positions - 0.4 + width * (j + 0.5)
-        ax.bar(x, counts, width=width, label=f"{name}: {counts[0]} at rank 1")
-        highest, beyond = max(highest, int(counts[:top].max(initial=0))), beyond + [(x[-1], int(counts[-1]))]
-    cut = 1.3 * max(highest, 1)
-    if max(count for _, count in beyond) > 1.5 * cut:  # keep ranks 1..top readable
+        label = f"{name}: {counts[0]} at rank 1" + (f", {counts[-1]} beyond {top}" if dwarfs else "")
+        ax.bar(x, counts, width=width, label=label)
+    if dwarfs:  # keep ranks 1..top readable: the last bars run off the top, their counts are in the legend
         ax.set_ylim(0, cut)
-        for x, count in beyond:
-            ax.text(x, cut * 0.98, str(count), rotation=90, ha="center", va="top", fontsize=8, color="white",
-                    fontweight="bold")
     n = len(next(iter(ranks.values())))
     ax.set_xticks(positions, [str(k) if k in (1, 5, 10, 15, 20) else "" for k in positions[:-1]] + [f"{top + 1}+"])
     ax.set(xlabel="rank of the true partner", ylabel="queries",

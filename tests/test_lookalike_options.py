@@ -1,0 +1,106 @@
+"""The finder's test-time options: flip averaging and hub correction (CSLS) against a bank of training pictures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.splits import folds
+from ttl_utils.evaluate.embeddings import embed, flip_averaged
+from ttl_utils.evaluate.hubs import csls_ranks, hub_first_places, hubness
+from ttl_utils.evaluate.ranking import rank_of_match
+from ttl_utils.models.embedder import build_embedder
+from ttl_utils.models.preprocessing import Preprocessing
+
+
+def test_flip_is_a_setting_kept_apart_in_cache_keys_and_checkpoints_and_off_by_default():
+    plain = Preprocessing.for_size(64)
+    assert "flip" not in plain.to_dict()  # the settings (and the cache keys made from them) read as before
+    flipped = Preprocessing.for_size(64, flip=True)
+    assert flipped.to_dict()["flip"] is True and Preprocessing.from_dict(flipped.to_dict()) == flipped
+    assert Preprocessing.from_dict(plain.to_dict()) == plain
+
+
+def test_flip_averaging_gives_a_picture_and_its_mirror_the_same_unit_embedding():
+    torch.manual_seed(0)
+    embedder = build_embedder("efficientnet_lite0", None, seed=0)
+    picture = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    mirror = picture[:, ::-1].copy()
+    preprocessing = Preprocessing(resize=32, crop=32, flip=True)
+    both = embed(embedder, [picture, mirror], preprocessing, num_workers=0)
+    assert both.shape == (2, 1280)
+    assert torch.allclose(both.norm(dim=1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(both[0], both[1], atol=1e-4)  # the mean of the two views is the same for either
+    plain = embed(embedder, [picture, mirror], Preprocessing(resize=32, crop=32), num_workers=0)
+    assert not torch.allclose(plain[0], plain[1], atol=1e-3)  # without it, a mirror embeds elsewhere
+    calls = []
+    flip_averaged(lambda batch: calls.append(batch) or batch.mean(dim=(2, 3)))(torch.ones(2, 3, 4, 4))
+    assert len(calls) == 2 and torch.equal(calls[1], torch.ones(2, 3, 4, 4).flip(-1))
+
+
+def test_csls_lowers_a_hub_below_the_true_partner_by_its_hubness_against_the_bank():
+    queries = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    hub = torch.tensor([0.7, 0.7, 0.1])  # near both queries, and near every bank picture
+    gallery = torch.stack([torch.tensor([0.6, 0.0, 0.8]), torch.tensor([0.0, 0.6, 0.8]), hub])
+    bank = torch.tensor([[0.6, 0.6, 0.0], [0.7, 0.7, 0.2], [0.5, 0.6, 0.1]])
+    assert rank_of_match(queries, gallery[[0, 1]]).tolist() == [1, 1]
+    plain = rank_of_match(queries, gallery)  # partners 0 and 1; the hub comes first for both
+    assert plain.tolist() == [2, 2]
+    penalty = hubness(gallery, bank, k=2)
+    unit = torch.nn.functional.normalize
+    expected = (unit(gallery, dim=1) @ unit(bank, dim=1).T).topk(2, dim=1).values.mean(dim=1)
+    assert torch.allclose(penalty, expected)
+    assert penalty[2] > penalty[0] and penalty[2] > penalty[1]
+    assert csls_ranks(queries, gallery, [0, 1], bank, k=2).tolist() == [1, 1]
+    assert hub_first_places(queries, gallery) == (2, 1)  # the top hub takes both first places
+    assert hub_first_places(queries, gallery, penalty=penalty) == (1, 1)
+    with pytest.raises(ValueError, match="bank of training pictures is empty"):
+        hubness(gallery, bank[:0])
+
+
+def test_folds_hold_out_every_pair_once_and_refuse_a_bad_k():
+    pairs = make_demo_pairs(11, 16)
+    parts = folds(pairs, k=4, seed=1)
+    held = [set(h.ids) for _, h in parts]
+    assert sorted(len(h) for h in held) == [2, 3, 3, 3] and set().union(*held) == set(pairs.ids)
+    assert all(not set(train.ids) & h for (train, _), h in zip(parts, held))
+    assert [list(h.ids) for _, h in folds(pairs, k=4, seed=1)] == [list(h.ids) for _, h in parts]  # reproducible
+    with pytest.raises(ValueError, match="Need 2 <= k <= 11"):
+        folds(pairs, k=1)
+
+
+def test_search_ranks_by_csls_with_a_penalty_and_still_reports_cosines():
+    from ttl_utils.evaluate.ranking import search
+
+    queries = torch.tensor([[1.0, 0.0]])
+    gallery = torch.nn.functional.normalize(torch.tensor([[0.9, 0.1], [0.6, 0.4]]), dim=1)
+    scores, indices = search(queries, gallery, top=2)
+    assert indices.tolist() == [[0, 1]]
+    scores, indices = search(queries, gallery, top=2, penalty=torch.tensor([0.9, 0.0]))  # the first is a hub
+    assert indices.tolist() == [[1, 0]]
+    assert scores[0].tolist() == pytest.approx([float(gallery[1, 0]), float(gallery[0, 0])])
+
+
+@pytest.mark.slow
+def test_cli_find_and_evaluate_take_flip_and_a_hub_bank(tmp_path, monkeypatch, capsys):
+    from conftest import write_official
+
+    from ttl_utils.cli import main
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "ttl", n=8, size=48)
+    argv = ["find", str(data / "left" / "00002.jpg"), "--gallery", str(data), "--model", "efficientnet_lite0:none",
+            "--top", "3", "--workers", "0", "--json", "-"]
+    assert main(argv + ["--flip", "--hub-bank", str(data / "left"), "--hub-k", "3"]) == 0
+    printed = capsys.readouterr()
+    assert "flip-averaged" in printed.err and "Hub correction (CSLS): 8 bank pictures" in printed.err
+    assert len(json.loads(printed.out)["queries"][0]["matches"]) == 3
+    assert main(argv + ["--hub-bank", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip().endswith("nowhere: no such folder (give pictures of the queries' kind, e.g. "
+                                                    "data/ttl/left).")
+    assert main(["evaluate", "--data", str(data), "--model", "efficientnet_lite0:none", "--split", "all", "--flip",
+                 "--workers", "0"]) == 0

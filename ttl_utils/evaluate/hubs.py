@@ -1,0 +1,67 @@
+"""Hubs: pictures that are near everyone and steal first places, and a correction for them.
+
+In a high-dimensional embedding some gallery pictures are close to most queries (hubs). Cross-
+domain similarity local scaling (CSLS, Conneau et al. 2018) scores a query `x` and a candidate
+`y` by `2 cos(x, y) - r(x) - r(y)`, where `r(y)` is `y`'s mean cosine to its `k` nearest
+neighbours among the other side's pictures. Here those neighbours come from a **bank of
+training pictures only** (the left pictures of the training pairs for a right candidate), so a
+single query (`find`) can use it and no test query looks at another. `r(x)` is the same for all
+of one query's candidates, so the ranking only needs `cos(x, y) - r(y) / 2`.
+
+>>> import torch
+>>> gallery = torch.eye(3)
+>>> bank = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0]])
+>>> [round(v, 3) for v in hubness(gallery, bank, k=1).tolist()]
+[1.0, 0.11, 0.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .ranking import rank_of_match_by
+
+__all__ = ["csls_ranks", "hub_first_places", "hubness"]
+
+
+def hubness(gallery: torch.Tensor, bank: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """Return each gallery vector's mean cosine to its `k` nearest vectors of `bank` (`k` is capped at
+    the bank's size): how much of a hub it is."""
+    if len(bank) == 0:
+        raise ValueError("The bank of training pictures is empty: CSLS needs at least one.")
+    similarity = F.normalize(gallery.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
+    return similarity.topk(min(k, len(bank)), dim=1).values.mean(dim=1)
+
+
+def csls_ranks(queries: torch.Tensor, gallery: torch.Tensor, partners: Sequence[int], bank: torch.Tensor,
+               k: int = 10) -> np.ndarray:
+    """Return the 1-based rank of each query's partner (`partners[i]`, a row of `gallery`) by CSLS with
+    the hubness of `gallery` against `bank` (training pictures of the queries' side)."""
+    queries, gallery = F.normalize(queries.float(), dim=1), F.normalize(gallery.float(), dim=1)
+    penalty = hubness(gallery, bank, k)
+
+    def score(block: slice) -> torch.Tensor:
+        return queries[block] @ gallery.T - penalty[None, :] / 2
+
+    return rank_of_match_by(score, partners)
+
+
+def hub_first_places(queries: torch.Tensor, gallery: torch.Tensor, share: float = 0.01,
+                     penalty: torch.Tensor | None = None) -> tuple[int, int]:
+    """Return how many queries put one of the top `share` of hubs first, and how many hubs that is.
+
+    The hubs are the gallery pictures that come first for the most queries (plain cosine, or cosine
+    minus `penalty / 2` when the CSLS penalty is given): a measure of how much a few pictures steal.
+    """
+    queries, gallery = F.normalize(queries.float(), dim=1), F.normalize(gallery.float(), dim=1)
+    scores = queries @ gallery.T
+    if penalty is not None:
+        scores = scores - penalty[None, :] / 2
+    first = scores.argmax(dim=1).numpy()
+    counts = np.bincount(first, minlength=len(gallery))
+    n_hubs = max(1, int(round(share * len(gallery))))
+    return int(np.sort(counts)[::-1][:n_hubs].sum()), n_hubs
