@@ -104,3 +104,25 @@ def test_cli_find_and_evaluate_take_flip_and_a_hub_bank(tmp_path, monkeypatch, c
                                                     "data/ttl/left).")
     assert main(["evaluate", "--data", str(data), "--model", "efficientnet_lite0:none", "--split", "all", "--flip",
                  "--workers", "0"]) == 0
+
+
+@pytest.mark.slow
+def test_the_options_tool_measures_every_setting_on_held_out_folds(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import write_official
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "ttl", n=12, size=48)
+    spec = importlib.util.spec_from_file_location(
+        "lookalike_options", Path(__file__).resolve().parents[1] / "tools" / "lookalike_options.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "options.json"
+    assert script.main(["--data", str(data), "--folds", "3", "--k", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [row["setting"] for row in rows] == ["plain", "flip", "CSLS", "flip + CSLS"]
+    assert all(row["queries"] == 12 and 0 <= row["R@1"] <= 1 for row in rows)  # every pair held out once
+    assert "R@1 gain" not in rows[0] and len(rows[2]["R@1 gain a fold"]) == 3
+    assert "setting: CSLS" in capsys.readouterr().out
