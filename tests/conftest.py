@@ -70,3 +70,23 @@ def official(tmp_path) -> Path:
 @pytest.fixture
 def csv_layout(tmp_path) -> Path:
     return write_csv_layout(tmp_path / "csvset")
+
+
+def write_pool(root, n=4, n_candidates=3, rows=None, size=32):
+    """Write `n` left and `n` right pictures and, unless `rows` is False, a candidates.csv (each left
+    picture's `n_candidates` right ones, its own number first, or the `rows` given)."""
+    pairs = make_demo_pairs(n, size, seed=9)
+    for side in ("left", "right"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        pairs.left_image(i).save(root / "left" / f"{i:05d}.jpg")
+        pairs.right_image(i).save(root / "right" / f"{i:05d}.jpg")
+    if rows is False:
+        return root
+    if rows is None:
+        rows = [[f"{i:05d}"] + [f"{(i + j) % n:05d}.jpg" for j in range(n_candidates)] for i in range(n)]
+    with open(root / "candidates.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["left"] + [f"c{j}" for j in range(n_candidates)])
+        writer.writerows(rows)
+    return root

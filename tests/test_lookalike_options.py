@@ -125,4 +125,80 @@ def test_the_options_tool_measures_every_setting_on_held_out_folds(tmp_path, cap
     assert [row["setting"] for row in rows] == ["plain", "flip", "CSLS", "flip + CSLS"]
     assert all(row["queries"] == 12 and 0 <= row["R@1"] <= 1 for row in rows)  # every pair held out once
     assert "R@1 gain" not in rows[0] and len(rows[2]["R@1 gain a fold"]) == 3
+    assert all(0 <= row["R@1, all candidates"] <= row["R@1"] for row in rows)  # more candidates, no easier
     assert "setting: CSLS" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_options_tool_measures_pseudo_pairs_against_the_default(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import write_official, write_pool
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "ttl", n=60, size=48)  # 2 folds: 30 to train on, 20 of them validate
+    pool = write_pool(tmp_path / "pool", n=20, n_candidates=20, size=48)
+    spec = importlib.util.spec_from_file_location(
+        "lookalike_options", Path(__file__).resolve().parents[1] / "tools" / "lookalike_options.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "options.json"
+    assert script.main(["--data", str(data), "--folds", "2", "--k", "2", "--holdout", "20", "--unlabelled", str(pool),
+                        "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    models = [row["model"] for row in rows]
+    assert models.count(script.DEFAULT) == 4 and models.count(script.POOLED) == 5  # 4 settings, and the summary
+    pooled_plain = next(row for row in rows if row["model"] == script.POOLED and row.get("setting") == "plain")
+    assert len(pooled_plain["R@1 vs default a fold"]) == 2 and "R@20 vs default, all candidates" in pooled_plain
+    default_plain = next(row for row in rows if row["model"] == script.DEFAULT and row["setting"] == "plain")
+    assert "R@1 vs default" not in default_plain  # not compared with itself
+    summary = rows[-1]["pseudo-labels"]
+    first, last = summary["accuracy of those kept (first, last)"]
+    assert 0 <= first <= 1 and 0 <= last <= 1 and summary["chance"] == 0.05
+
+
+def test_rank_pairs_ranks_by_csls_with_each_direction_s_penalty():
+    from ttl_utils.evaluate.hubs import hub_penalties
+    from ttl_utils.evaluate.ranking import rank_pairs
+
+    queries = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    hub = torch.tensor([0.7, 0.7, 0.1])
+    right = torch.stack([torch.tensor([0.6, 0.0, 0.8]), torch.tensor([0.0, 0.6, 0.8]), hub])
+    bank = torch.tensor([[0.6, 0.6, 0.0], [0.7, 0.7, 0.2], [0.5, 0.6, 0.1]])
+    plain = rank_pairs("plain", queries, right, candidates=False)
+    penalties = hub_penalties(queries, right, bank, bank, k=2)
+    assert torch.allclose(penalties["left -> right"], hubness(right, bank, 2))
+    corrected = rank_pairs("csls", queries, right, candidates=False, penalties=penalties)
+    assert plain.ranks["left -> right"].tolist()[:2] == [2, 2]
+    assert corrected.ranks["left -> right"].tolist()[:2] == [1, 1]
+    assert corrected.ranks["left -> right"].tolist() == csls_ranks(queries, right, [0, 1, 2], bank, k=2).tolist()
+    # a penalty given for one direction leaves the other as it was
+    one_way = rank_pairs("x", queries, right, candidates=False, penalties={"left -> right": penalties["left -> right"]})
+    assert one_way.ranks["right -> left"].tolist() == plain.ranks["right -> left"].tolist()
+
+
+@pytest.mark.slow
+def test_evaluate_and_compare_correct_hubs_against_a_bank_never_the_evaluated_pictures(tmp_path, monkeypatch, capsys):
+    from conftest import write_official, write_pool
+
+    from ttl_utils.cli import main
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "ttl", n=24, size=48)
+    pool = write_pool(tmp_path / "pool", n=6, size=48, rows=False)
+    common = ["--data", str(data), "--split", "all", "--workers", "0"]
+    assert main(["evaluate", "--model", "efficientnet_lite0:none", *common, "--json", "-"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", "--model", "efficientnet_lite0:none", *common, "--hub-bank", str(pool), "--hub-k", "3",
+                 "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    corrected = json.loads(printed.out)
+    assert corrected["hub_correction"] == {"bank": str(pool), "k": 3} and "hub_correction" not in plain
+    assert "Hub correction (CSLS): 3 nearest of 6 left and 6 right pictures" in printed.err
+    assert main(["compare", "--model", "efficientnet_lite0:none", "efficientnet_lite0", *common,
+                 "--hub-bank", str(pool)]) == 0
+    assert main(["evaluate", *common, "--hub-bank", str(data)]) == 2
+    assert "holds 48 of the evaluated pictures" in capsys.readouterr().err
+    assert main(["evaluate", *common, "--hub-bank", str(data / "left")]) == 2
+    assert "no left/ folder" in capsys.readouterr().err

@@ -3,35 +3,14 @@ Barlow Twins pretraining reads beside the pairs' pictures."""
 
 from __future__ import annotations
 
-import csv
-
 import pytest
+from conftest import write_pool
 
 from ttl_utils.cli import main
 from ttl_utils.data.demo import make_demo_pairs
 from ttl_utils.data.pool import chosen_pool, load_pool
 from ttl_utils.errors import DatasetError
 from ttl_utils.train.pretrain import ImageFolderImages
-
-
-def write_pool(root, n=4, n_candidates=3, rows=None):
-    """Write `n` left and `n` right pictures and, unless `rows` is False, a candidates.csv (each left
-    picture's `n_candidates` right ones, its own number first, or the `rows` given)."""
-    pairs = make_demo_pairs(n, 32, seed=9)
-    for side in ("left", "right"):
-        (root / side).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        pairs.left_image(i).save(root / "left" / f"{i:05d}.jpg")
-        pairs.right_image(i).save(root / "right" / f"{i:05d}.jpg")
-    if rows is False:
-        return root
-    if rows is None:
-        rows = [[f"{i:05d}"] + [f"{(i + j) % n:05d}.jpg" for j in range(n_candidates)] for i in range(n)]
-    with open(root / "candidates.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["left"] + [f"c{j}" for j in range(n_candidates)])
-        writer.writerows(rows)
-    return root
 
 
 def test_a_pool_loads_its_two_folders_and_its_candidate_lists(tmp_path):

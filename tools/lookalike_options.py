@@ -2,17 +2,24 @@
 
     python tools/lookalike_options.py --data ../shared/ttl-dev                     # zero-shot, 5 folds
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned         # + the chosen recipe, trained a fold
+    python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --unlabelled ../shared/ttl-unlabelled
     python tools/lookalike_options.py --data DIR --json out/options.json
 
 The pairs are cut into `--folds` parts (`data.splits.folds`); each part is held out once: its left
 pictures are the queries, its right pictures the candidates (as the test split is ranked). The
 bank CSLS scales by is the left pictures of the other parts (training pictures only, so one query
 in `find` could use it). With `--finetuned` the profile's chosen recipe is trained on the other
-parts (its epoch picked on their last `--holdout` pairs; cached under `artifacts/finetune/`).
+parts (its epoch picked on their last `--holdout` pairs; cached under `artifacts/finetune/`). With
+`--unlabelled DIR` the same recipe is also trained with the pool's pseudo-pairs (`finetune --unlabelled`),
+the pool without near-copies of the fold's held-out and validation pictures.
 
-For each model and setting it prints R@1 and R@20 over every held-out query, the paired gain over
-the plain setting with a 95% bootstrap interval over the queries, the gain in each fold, and how
-many first places the top 1% of hubs take. Nothing here looks at one split's test part alone.
+For each model and setting it prints R@1 and R@20 over every held-out query, among its fold's right
+pictures and among every right picture (the other folds' too: as many candidates as pairs, those
+the fine-tuned models trained on among them), the paired gain over
+the same model's plain setting and over the default (the fine-tuned recipe, plain) with a 95%
+bootstrap interval over the queries, the gain in each fold, and how many first places the top 1%
+of hubs take; with `--unlabelled`, how accurate the pseudo-labels were on the validation pairs,
+each partner hidden among 19 foils. Nothing here looks at one split's test part alone.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import torch
 
 from ttl_utils.config import get_profile
 from ttl_utils.data.folders import resolve_pairs
+from ttl_utils.data.pool import load_pool
 from ttl_utils.data.splits import folds
 from ttl_utils.evaluate.embeddings import embed_pairs
 from ttl_utils.evaluate.hubs import csls_ranks, hub_first_places, hubness
@@ -38,26 +46,34 @@ from ttl_utils.evaluate.report import gain_text
 from ttl_utils.models.checkpoints import load_checkpoint
 from ttl_utils.models.embedder import build_embedder
 from ttl_utils.models.preprocessing import Preprocessing
+from ttl_utils.pipeline import finetuning_pool
 from ttl_utils.train.ablation import inner_split
 from ttl_utils.train.finetune import cached_finetune
 from ttl_utils.train.recipes import FinetuneConfig
 
 SETTINGS = ("plain", "flip", "CSLS", "flip + CSLS")
+DEFAULT = "fine-tuned (chosen recipe)"
+POOLED = "fine-tuned + pseudo-pairs"
 
 
 def fold_ranks(embedder, preprocessing: Preprocessing, train, held, k: int) -> dict[str, dict]:
-    """Return, for each setting, the held-out queries' partner ranks and the hubs' first places."""
+    """Return, for each setting, the held-out queries' partner ranks among the fold's right pictures
+    (`ranks`) and among every right picture (`ranks_all`: the other folds' too, as many candidates as
+    pairs), and the hubs' first places."""
     out = {}
     for flip in (False, True):
         chosen = replace(preprocessing, flip=flip)
-        bank, _ = embed_pairs(embedder, chosen, train)
+        bank, bank_right = embed_pairs(embedder, chosen, train)
         left, right = embed_pairs(embedder, chosen, held)
+        everyone = torch.cat([right, bank_right])  # the partner of held-out query i is still row i
         partners = np.arange(len(held))
         name = "flip" if flip else "plain"
-        out[name] = {"ranks": rank_of_match(left, right), "hubs": hub_first_places(left, right)}
+        out[name] = {"ranks": rank_of_match(left, right), "ranks_all": rank_of_match(left, everyone),
+                     "hubs": hub_first_places(left, right)}
         penalty = hubness(right, bank, k)
-        out[f"{name} + CSLS" if flip else "CSLS"] = {"ranks": csls_ranks(left, right, partners, bank, k),
-                                                     "hubs": hub_first_places(left, right, penalty=penalty)}
+        out[f"{name} + CSLS" if flip else "CSLS"] = {
+            "ranks": csls_ranks(left, right, partners, bank, k), "ranks_all": csls_ranks(left, everyone, partners, bank, k),
+            "hubs": hub_first_places(left, right, penalty=penalty)}
     return out
 
 
@@ -72,27 +88,55 @@ def measure(models: dict, parts: list, k: int) -> dict[str, dict]:
             print(f"{model_name}: fold {number + 1} of {len(parts)} done", file=sys.stderr, flush=True)
         results[model_name] = {setting: {"folds": [fold[setting]["ranks"] for fold in per_fold],
                                          "ranks": np.concatenate([fold[setting]["ranks"] for fold in per_fold]),
+                                         "ranks_all": np.concatenate([fold[setting]["ranks_all"] for fold in per_fold]),
                                          "hubs": tuple(np.sum([fold[setting]["hubs"] for fold in per_fold], axis=0))}
                                for setting in SETTINGS}
     return results
 
 
+def _gains(found: dict, reference: dict, name: str) -> dict:
+    """Return the paired gains of R@1 and R@20 over `reference`, pooled (with an interval) and a fold,
+    and the pooled gains among every right picture."""
+    row = {}
+    for k in (1, 20):
+        row[f"R@{k} {name}"] = gain_text(paired_gain(found["ranks"], reference["ranks"], k=k))
+        row[f"R@{k} {name}, all candidates"] = gain_text(paired_gain(found["ranks_all"], reference["ranks_all"], k=k))
+        row[f"R@{k} {name} a fold"] = [round(recall_at_k(a, k) - recall_at_k(b, k), 3)
+                                       for a, b in zip(found["folds"], reference["folds"])]
+    return row
+
+
 def table(results: dict) -> list[dict]:
     rows = []
+    default = results.get(DEFAULT, {}).get("plain")
     for model_name, settings in results.items():
         plain = settings["plain"]
         for setting, found in settings.items():
             row = {"model": model_name, "setting": setting, "queries": len(found["ranks"]),
                    "R@1": recall_at_k(found["ranks"], 1), "R@20": recall_at_k(found["ranks"], 20),
+                   "R@1, all candidates": recall_at_k(found["ranks_all"], 1),
+                   "R@20, all candidates": recall_at_k(found["ranks_all"], 20),
                    "hubs' first places": f"{found['hubs'][0]} (top {found['hubs'][1]} hubs)"}
             if setting != "plain":
-                for k in (1, 20):
-                    gain = paired_gain(found["ranks"], plain["ranks"], k=k)
-                    row[f"R@{k} gain"] = gain_text(gain)
-                    row[f"R@{k} gain a fold"] = [round(recall_at_k(a, k) - recall_at_k(b, k), 3)
-                                                 for a, b in zip(found["folds"], plain["folds"])]
+                row.update(_gains(found, plain, "gain"))
+            if default is not None and found is not default and model_name != "zero-shot":
+                row.update(_gains(found, default, "vs default"))
             rows.append(row)
     return rows
+
+
+def pseudo_label_summary(histories: list[list[dict]]) -> dict:
+    """Return how accurate the pseudo-labels were on the folds' validation pairs (each partner hidden
+    among 19 foils), at the first assignment and the last, and how many pseudo-pairs there were."""
+    first = [next(h for h in history if "pseudo_pairs" in h) for history in histories]
+    last = [[h for h in history if "pseudo_pairs" in h][-1] for history in histories]
+    mean = lambda records, key: round(float(np.mean([r[key] for r in records])), 3)  # noqa: E731
+    return {"pseudo-pairs (first, last)": (mean(first, "pseudo_pairs"), mean(last, "pseudo_pairs")),
+            "accuracy of those kept (first, last)": (mean(first, "pseudo_val_accuracy"), mean(last, "pseudo_val_accuracy")),
+            "accuracy of all assigned (first, last)": (mean(first, "pseudo_val_accuracy_all"),
+                                                       mean(last, "pseudo_val_accuracy_all")),
+            "chance": 0.05, "seconds a run": round(float(np.mean([sum(h.get("seconds") or 0 for h in history)
+                                                                  for history in histories])), 1)}
 
 
 def main(argv: list[str]) -> int:
@@ -102,6 +146,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--k", type=int, default=10, help="neighbours in the bank CSLS scales by (default 10)")
     parser.add_argument("--finetuned", action="store_true", help="also the profile's chosen recipe, trained a fold")
     parser.add_argument("--holdout", type=int, default=100, help="training pairs that pick the fine-tuned epoch")
+    parser.add_argument("--unlabelled", type=Path, help="also the recipe with this pool's pseudo-pairs (candidates.csv)")
+    parser.add_argument("--unlabelled-keep", type=float, default=None, help="the share of pseudo-pairs kept")
     parser.add_argument("--json", type=Path, help="write the table here")
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -111,16 +157,33 @@ def main(argv: list[str]) -> int:
     torch.manual_seed(0)
     zero_shot = build_embedder(profile.backbone)
     models = {"zero-shot": lambda number, train: (zero_shot, Preprocessing.for_size(profile.image_size))}
-    if args.finetuned:
-        config = FinetuneConfig.for_profile(profile)
+    histories = {}
+    if args.finetuned or args.unlabelled:
+        config = FinetuneConfig.for_profile(profile, unlabelled_keep=args.unlabelled_keep)
+        pool = load_pool(args.unlabelled) if args.unlabelled else None
 
-        def fine_tuned(number, train):
-            fit, val = inner_split(train, args.holdout)
-            embedder, preprocessing, _ = load_checkpoint(cached_finetune(config, fit, val).checkpoint)
-            return embedder, preprocessing
+        def fine_tuned(pooled: bool):
+            def make(number, train):
+                fit, val = inner_split(train, args.holdout)
+                chosen = None
+                if pooled:
+                    held = [pair for pair in pairs.ids if pair not in set(fit.ids)]  # held out and validation
+                    chosen, left_out = finetuning_pool(profile, pairs, pool, held)
+                    print(f"fold {number + 1}: {left_out} pool pictures left out as near-copies", file=sys.stderr)
+                result = cached_finetune(config, fit, val, pool=chosen)
+                if pooled:
+                    histories[number] = result.history
+                embedder, preprocessing, _ = load_checkpoint(result.checkpoint)
+                return embedder, preprocessing
+            return make
 
-        models["fine-tuned (chosen recipe)"] = fine_tuned
+        models[DEFAULT] = fine_tuned(False)
+        if pool is not None:
+            models[POOLED] = fine_tuned(True)
     rows = table(measure(models, parts, args.k))
+    if histories:
+        summary = {"model": POOLED, "pseudo-labels": pseudo_label_summary([histories[n] for n in sorted(histories)])}
+        rows.append(summary)
     for row in rows:
         print(" | ".join(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}"
                          for key, value in row.items()))

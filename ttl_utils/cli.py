@@ -97,6 +97,17 @@ def _count(text: str) -> int:
     return value
 
 
+def _share(text: str) -> float:
+    """A number above 0 and at most 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number.") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value}: give a share above 0 and at most 1 (e.g. 0.25).")
+    return value
+
+
 def _device(text: str) -> str:
     """cpu, cuda, cuda:N or mps; whether it is available here is checked when the command starts."""
     name = text.strip().lower()
@@ -186,6 +197,14 @@ def _add_model_flags(p: argparse.ArgumentParser, now: str) -> None:
     p.add_argument("--weights", action=_Moved, now=f"part of {now}: {now} BACKBONE:WEIGHTS (e.g. efficientnet_lite0:none)")
 
 
+def _add_hub_bank(p: argparse.ArgumentParser) -> None:
+    """evaluate's and compare's hub correction: a bank with both sides, never the evaluated pairs."""
+    p.add_argument("--hub-bank", type=Path, default=None, metavar="FOLDER",
+                   help="correct for hubs (CSLS) against a folder with left/ and right/ holding none of the evaluated "
+                        "pictures, e.g. data/unlabelled; a candidate near many bank pictures ranks lower")
+    p.add_argument("--hub-k", type=_positive, default=10, help="bank pictures a candidate is compared with (default 10)")
+
+
 def _add_evaluate(sub) -> None:
     p = _command(sub, "evaluate", "rank all right images for each left image (and back) and report R@k with 95%% CIs",
                  ["--data data/ttl", "--data data/ttl --model runs/ft.pt --json -",
@@ -206,11 +225,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--json", type=Path, help=_JSON_HELP)
     p.add_argument("--flip", action="store_true", help=_FLIP_HELP)
-    p.add_argument("--hub-bank", type=Path, default=None, metavar="FOLDER",
-                   help="correct for hubs (CSLS): pictures of the queries' kind, never the queries themselves, e.g. "
-                        "data/ttl/left; a gallery picture near many of them is ranked lower")
-    p.add_argument("--hub-k", type=_positive, default=10, help="bank pictures a gallery picture is compared with "
-                                                                "(default 10)")
+    _add_hub_bank(p)
     _add_model_flags(p, "--model")
 
 
@@ -234,6 +249,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
     p.add_argument("--flip", action="store_true", help=_FLIP_HELP)
+    _add_hub_bank(p)
     p.add_argument("positional", nargs="*", help=argparse.SUPPRESS)
 
 
@@ -342,12 +358,20 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
                         "smoke profile); 0: fresh every step")
     p.add_argument("--select-k", type=_positive, default=None, help="early stopping watches validation R@k (default 20)")
     p.add_argument("--patience", type=_positive, default=None, help="epochs without gain before stopping (default 3)")
+    p.add_argument("--unlabelled", type=Path, default=None, metavar="DIR",
+                   help="also learn from an unlabelled pool: DIR/left, DIR/right and DIR/candidates.csv (each left "
+                        "picture's 20 candidates); its confident pseudo-pairs join the training pairs")
+    p.add_argument("--unlabelled-keep", type=_share, default=None, metavar="SHARE",
+                   help=f"the share of pseudo-pairs kept, the most confident (default {FinetuneConfig.unlabelled_keep})")
+    p.add_argument("--unlabelled-refresh", type=_positive, default=None, metavar="N",
+                   help=f"re-assign the pseudo-pairs every N epochs (default {FinetuneConfig.unlabelled_refresh})")
 
 
 def _add_finetune(sub) -> None:
     p = _command(sub, "finetune", "fine-tune projection layers (and the last stages) on TTL pairs",
                  ["--data data/ttl --out runs/ft.pt", "--data data/ttl --out runs/bt-ft.pt --init runs/bt.pt",
-                  "--data data/ttl --split all --out runs/all.pt --init resnet50:barlowtwins --loss triplet"])
+                  "--data data/ttl --split all --out runs/all.pt --init resnet50:barlowtwins --loss triplet",
+                  "--data data/ttl --out runs/ft-pool.pt --unlabelled data/unlabelled"])
     p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
     p.add_argument("--split", choices=("train", "all"), default="train",
                    help="train: the saved split's train pairs, early stopping on its val pairs; all: every pair, "

@@ -181,6 +181,18 @@ def _evaluated_model(args: argparse.Namespace):
     return embedder, Preprocessing.for_size(args.image_size or args.profile.image_size), {}
 
 
+def _hub_bank(args: argparse.Namespace, pairs):
+    """Return the `HubBank` of `evaluate/compare --hub-bank` (checked against the evaluated pairs), or None."""
+    if args.hub_bank is None:
+        return None
+    from .evaluate.compare import HubBank
+
+    bank = HubBank(args.hub_bank, args.hub_k)
+    bank.check(pairs)
+    print(bank.describe()[0].upper() + bank.describe()[1:])
+    return bank
+
+
 def evaluate_command(args: argparse.Namespace) -> None:
     from .evaluate.compare import evaluate_model
     from .evaluate.report import format_report, summary
@@ -193,8 +205,9 @@ def evaluate_command(args: argparse.Namespace) -> None:
     pairs = _pairs(args, args.split)
     _enough_pairs(pairs, args.split)
     _warn_if_trained_on(args.model, extra, pairs)
+    bank = _hub_bank(args, pairs)
     report = evaluate_model(embedder, preprocessing, pairs, batch_size=inference_batch(args.profile, device, args.batch_size),
-                            device=device, num_workers=args.workers, cache=not args.no_cache)
+                            device=device, num_workers=args.workers, cache=not args.no_cache, bank=bank)
     print(format_report(report))
     if args.json:
         write_json(summary(report), args)
@@ -230,7 +243,7 @@ def compare_command(args: argparse.Namespace) -> None:
         if spec.checkpoint is not None:
             _warn_if_trained_on(spec.text, checkpoint_extra(spec.checkpoint), pairs)
     ranked = compare_models(loaded, pairs, device, inference_batch(args.profile, device, args.batch_size), args.workers,
-                            cache=not args.no_cache)
+                            cache=not args.no_cache, bank=_hub_bank(args, pairs))
     table, lines = comparison_table(ranked), verdicts(ranked)
     print(format_comparison(table, lines, f"{pairs.name}: {len(pairs)} queries among {len(pairs)} candidates"))
     if figure:
@@ -357,6 +370,24 @@ def _finetune_start(args: argparse.Namespace) -> dict:
     return {"backbone": spec.backbone, "weights": spec.weights}
 
 
+def _finetune_pool(args: argparse.Namespace, pairs):
+    """Return the unlabelled pool of `finetune --unlabelled DIR`, without near-copies of the pictures
+    the run is chosen or judged on (the saved split's validation and test pairs)."""
+    from .data.pool import CANDIDATES_FILE, load_pool
+    from .data.splits import split_pairs
+    from .pipeline import finetuning_pool
+
+    pool = load_pool(args.unlabelled)
+    if pool.candidates is None:
+        raise UsageError(f"--unlabelled {args.unlabelled}: no {CANDIDATES_FILE} there; fine-tuning learns from each "
+                         "left picture's candidate right pictures.")
+    held = [] if args.split == "all" else [*split_pairs(pairs)["val"].ids, *split_pairs(pairs)["test"].ids]
+    pool, left_out = finetuning_pool(args.profile, pairs, pool, held)
+    print(f"Learning also from {pool.describe()}" + (f"; {left_out} left out as near-copies of validation or test "
+                                                     "pictures" if left_out else ""))
+    return pool
+
+
 def finetune_command(args: argparse.Namespace) -> None:
     from .data.folders import resolve_pairs
     from .data.splits import split_pairs
@@ -373,7 +404,8 @@ def finetune_command(args: argparse.Namespace) -> None:
         temperature=args.temperature, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
         patience=args.patience, seed=args.seed, device=args.device, workers=args.workers,
-        cache=False if args.no_cache else None))
+        cache=False if args.no_cache else None, unlabelled_keep=args.unlabelled_keep,
+        unlabelled_refresh=args.unlabelled_refresh))
     pairs = resolve_pairs(args.data, args.profile, validate="headers")
     if args.split == "train":
         split = split_pairs(pairs)
@@ -383,8 +415,9 @@ def finetune_command(args: argparse.Namespace) -> None:
     else:
         train, val = pairs, None
     print(f"Training on {train.describe()}" + (f"; validating on {len(val)} pairs" if val is not None else ""))
+    pool = _finetune_pool(args, pairs) if args.unlabelled is not None else None
     with exclusive(args.out):
-        result = finetune(config, train, val, resume=args.resume)
+        result = finetune(config, train, val, resume=args.resume, pool=pool)
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
     print(f"Best epoch {result.best_epoch}" + (f": {metrics}" if metrics else ""))
     print(f"Wrote {result.checkpoint} (training state: {result.checkpoint}.state.pt)")

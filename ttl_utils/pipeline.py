@@ -53,9 +53,10 @@ from .train.recipes import (
 )
 
 __all__ = ["BARLOW_TWINS", "IMAGENET", "NO_BLUR", "SHORT", "STUDY_WEIGHTS", "SeedRun", "VIEWS", "barlow_twins",
-           "barlow_twins_scale", "budget_points", "chosen_if_trained", "finetuned", "imagenet_embeddings",
-           "learned_distance", "learned_distance_variants", "missing_study_weights", "pretraining_description",
-           "pretraining_images", "pretraining_pool", "rank_seed_runs", "runs_of", "seed_runs", "study_note",
+           "barlow_twins_scale", "budget_points", "chosen_if_trained", "finetuned", "finetuning_pool",
+           "imagenet_embeddings", "learned_distance", "learned_distance_variants",
+           "missing_study_weights", "pool_near_copies", "pretraining_description", "pretraining_images",
+           "pretraining_pool", "rank_seed_runs", "runs_of", "seed_runs", "study_note",
            "study_resnet50", "study_scope", "unlabelled_pool"]
 
 # The study's exact setting: ResNet-50, supervised ImageNet weights vs the official Barlow Twins ones.
@@ -129,15 +130,15 @@ def unlabelled_pool(pool: str | Path | None = None) -> UnlabelledPool | None:
     return load_pool(folder) if folder is not None else None
 
 
-def pretraining_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool) -> tuple[str, int]:
-    """Return the folder of `pool`'s pictures that pretraining may use, and how many were left out: those
-    that nearly copy a validation or test picture of `pairs` (a cosine of the profile's ImageNet
-    embeddings at or above notebook 01's near-duplicate threshold), so that pretraining never sees the
-    pictures the models are chosen and judged on. Written once under `artifacts/pretrain-pool/`."""
-    split = split_pairs(pairs)
+def pool_near_copies(profile: Profile, pairs: PairSet, pool: UnlabelledPool, held_ids) -> tuple[np.ndarray, float]:
+    """Return `(near, threshold)`: for each of `pool.pictures()`, whether it nearly copies a picture of
+    the pairs `held_ids` of `pairs` (a cosine of the profile's ImageNet embeddings at or above notebook
+    01's near-duplicate threshold, measured on `pairs`). The pool's embeddings are cached."""
     left, right = imagenet_embeddings(profile, pairs)
     threshold, _ = duplicate_threshold(left, right)
-    held = pairs.index_of([*split["val"].ids, *split["test"].ids])
+    held = pairs.index_of(list(held_ids))
+    if len(held) == 0:
+        return np.zeros(len(pool.pictures()), dtype=bool), threshold
     judged = F.normalize(torch.cat([left[held], right[held]]), dim=1)
     embedder, preprocessing = build_embedder(profile.backbone), Preprocessing.for_size(profile.image_size)
     device = choose_device()
@@ -145,7 +146,23 @@ def pretraining_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool) -> 
                                                       inference_batch(profile, device), device,
                                                       desc="Embedding the unlabelled pool"),
                      pool=pool.fingerprint, model=model_fingerprint(embedder), size=profile.image_size)
-    near = (F.normalize(vectors, dim=1) @ judged.T).max(dim=1).values >= threshold
+    return ((F.normalize(vectors, dim=1) @ judged.T).max(dim=1).values >= threshold).numpy(), threshold
+
+
+def finetuning_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool, held_ids) -> tuple[UnlabelledPool, int]:
+    """Return `pool` without the pictures that nearly copy a picture of the pairs `held_ids` (those a
+    model is chosen or judged on: `pool_near_copies`), and how many were left out."""
+    near, _ = pool_near_copies(profile, pairs, pool, held_ids)
+    return pool.without([path for path, out in zip(pool.pictures(), near.tolist()) if out]), int(near.sum())
+
+
+def pretraining_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool) -> tuple[str, int]:
+    """Return the folder of `pool`'s pictures that pretraining may use, and how many were left out: those
+    that nearly copy a validation or test picture of `pairs` (`pool_near_copies`), so that pretraining
+    never sees the pictures the models are chosen and judged on. Written once under `artifacts/pretrain-pool/`."""
+    split = split_pairs(pairs)
+    near, threshold = pool_near_copies(profile, pairs, pool, [*split["val"].ids, *split["test"].ids])
+    near = torch.from_numpy(near)
     folder = artifacts_dir() / "pretrain-pool" / content_digest(pool.fingerprint, pairs.fingerprint, threshold)
     if not folder.is_dir():
         staging = folder.with_name(folder.name + ".partial")

@@ -38,10 +38,26 @@ class UnlabelledPool:
     right: tuple[Path, ...]
     fingerprint: str
     candidates: dict[str, list[str]] | None = field(default=None, repr=False)
+    base: UnlabelledPool | None = field(default=None, repr=False)  # the whole pool this one was cut from (`without`)
 
     def pictures(self) -> list[Path]:
         """Return every picture of the pool, left ones first."""
         return [*self.left, *self.right]
+
+    def without(self, pictures: set[Path] | list[Path]) -> UnlabelledPool:
+        """Return the pool without `pictures` (some of its paths): their candidate lists dropped (a left
+        picture's) or shortened (a right picture's), the fingerprint changed accordingly."""
+        gone = set(pictures)
+        if not gone:
+            return self
+        left = tuple(p for p in self.left if p not in gone)
+        right = tuple(p for p in self.right if p not in gone)
+        kept = {p.stem for p in right}
+        candidates = None if self.candidates is None else {
+            p.stem: [c for c in self.candidates[p.stem] if c in kept] for p in left}
+        removed = sorted(f"{p.parent.name}/{p.name}" for p in gone)
+        return UnlabelledPool(self.name, self.root, left, right, content_digest(self.fingerprint, "without", removed),
+                              candidates, self.base or self)
 
     def describe(self) -> str:
         """Return a one-line description: name, how many pictures, whether candidate lists come with it."""

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .ranking import rank_of_match_by
 
-__all__ = ["csls_ranks", "hub_first_places", "hubness"]
+__all__ = ["csls_ranks", "hub_first_places", "hub_penalties", "hubness"]
 
 
 def hubness(gallery: torch.Tensor, bank: torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -35,6 +35,13 @@ def hubness(gallery: torch.Tensor, bank: torch.Tensor, k: int = 10) -> torch.Ten
         raise ValueError("The bank of training pictures is empty: CSLS needs at least one.")
     similarity = F.normalize(gallery.float(), dim=1) @ F.normalize(bank.float(), dim=1).T
     return similarity.topk(min(k, len(bank)), dim=1).values.mean(dim=1)
+
+
+def hub_penalties(left: torch.Tensor, right: torch.Tensor, bank_left: torch.Tensor, bank_right: torch.Tensor,
+                  k: int = 10) -> dict[str, torch.Tensor]:
+    """Return each direction's CSLS penalty (`ranking.rank_pairs(..., penalties=)`): left -> right ranks
+    the right pictures, their hubness against the bank's left pictures; right -> left the reverse."""
+    return {"left -> right": hubness(right, bank_left, k), "right -> left": hubness(left, bank_right, k)}
 
 
 def csls_ranks(queries: torch.Tensor, gallery: torch.Tensor, partners: Sequence[int], bank: torch.Tensor,

@@ -52,20 +52,25 @@ def rank_of_match_by(score: Callable[[slice], torch.Tensor], partners: Sequence[
 
 
 def rank_of_match(query: torch.Tensor, gallery: torch.Tensor, chunk_size: int = 1024,
-                  tie_tolerance: float = TIE_TOLERANCE) -> np.ndarray:
-    """Return, for each query `i`, the 1-based rank of gallery item `i` by cosine similarity."""
+                  tie_tolerance: float = TIE_TOLERANCE, penalty: torch.Tensor | None = None) -> np.ndarray:
+    """Return, for each query `i`, the 1-based rank of gallery item `i` by cosine similarity (with
+    `penalty`, each gallery item's hubness, by CSLS: cosine minus half the penalty)."""
     if query.ndim != 2 or gallery.ndim != 2 or query.shape[1] != gallery.shape[1]:
         raise ValueError(f"query and gallery must be N x D and M x D, got {tuple(query.shape)} and {tuple(gallery.shape)}.")
     if len(query) > len(gallery):
         raise ValueError(f"Query i's match is gallery item i, but there are {len(query)} queries for {len(gallery)} items.")
     query = F.normalize(query.float(), dim=1)
     gallery = F.normalize(gallery.float(), dim=1)
-    return rank_of_match_by(lambda block: query[block] @ gallery.T, torch.arange(len(query)), chunk_size, tie_tolerance)
+    shift = torch.zeros(len(gallery)) if penalty is None else penalty.float() / 2
+    return rank_of_match_by(lambda block: query[block] @ gallery.T - shift[None, :], torch.arange(len(query)),
+                            chunk_size, tie_tolerance)
 
 
 def candidate_ranks(query: torch.Tensor, gallery: torch.Tensor, n_candidates: int = N_CANDIDATES, seed: int = 0,
-                    chunk_size: int = 1024, tie_tolerance: float = TIE_TOLERANCE) -> np.ndarray:
-    """Return each query's rank of its match among itself and `n_candidates - 1` random foils.
+                    chunk_size: int = 1024, tie_tolerance: float = TIE_TOLERANCE,
+                    penalty: torch.Tensor | None = None) -> np.ndarray:
+    """Return each query's rank of its match among itself and `n_candidates - 1` random foils (with
+    `penalty`, by CSLS as `rank_of_match`).
 
     The protocol of the 2023 University of Melbourne TTL challenge (COMP90086): the foils
     are drawn at random from the other gallery items; ties count against the match.
@@ -79,8 +84,9 @@ def candidate_ranks(query: torch.Tensor, gallery: torch.Tensor, n_candidates: in
     candidates = torch.from_numpy(np.concatenate([np.arange(n)[:, None], foils], axis=1))  # match first
     query = F.normalize(query.float(), dim=1)
     gallery = F.normalize(gallery.float(), dim=1)
-    return rank_of_match_by(lambda block: torch.einsum("nd,nkd->nk", query[block], gallery[candidates[block]]),
-                            torch.zeros(n, dtype=torch.long), chunk_size, tie_tolerance)
+    shift = torch.zeros(len(gallery)) if penalty is None else penalty.float() / 2
+    return rank_of_match_by(lambda block: torch.einsum("nd,nkd->nk", query[block], gallery[candidates[block]])
+                            - shift[candidates[block]], torch.zeros(n, dtype=torch.long), chunk_size, tie_tolerance)
 
 
 def candidate_accuracy(query: torch.Tensor, gallery: torch.Tensor, n_candidates: int = N_CANDIDATES, top: int = 2,
@@ -89,14 +95,17 @@ def candidate_accuracy(query: torch.Tensor, gallery: torch.Tensor, n_candidates:
     return recall_at_k(candidate_ranks(query, gallery, n_candidates, seed), top)
 
 
-def rank_pairs(name: str, left: torch.Tensor, right: torch.Tensor, seed: int = 0, candidates: bool = True) -> Ranked:
+def rank_pairs(name: str, left: torch.Tensor, right: torch.Tensor, seed: int = 0, candidates: bool = True,
+               penalties: dict[str, torch.Tensor] | None = None) -> Ranked:
     """Return the ranks of `left[i]`'s partner `right[i]` (and back) by cosine similarity, and with
-    `candidates` among 20 candidates too (when there are that many pairs)."""
+    `candidates` among 20 candidates too (when there are that many pairs). `penalties` gives, for a
+    direction, its gallery's hubness (`evaluate.hubs.hub_penalties`): that direction ranks by CSLS."""
     enough = candidates and len(left) >= N_CANDIDATES
     ranks, among = {}, {}
     for direction, (query, gallery) in zip(DIRECTIONS, ((left, right), (right, left))):
-        ranks[direction] = rank_of_match(query, gallery)
-        among[direction] = candidate_ranks(query, gallery, N_CANDIDATES, seed) if enough else None
+        penalty = (penalties or {}).get(direction)
+        ranks[direction] = rank_of_match(query, gallery, penalty=penalty)
+        among[direction] = candidate_ranks(query, gallery, N_CANDIDATES, seed, penalty=penalty) if enough else None
     return Ranked(name, ranks, among)
 
 

@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.pairs import PairSet
+from ..data.pool import UnlabelledPool
 from ..evaluate.metrics import retrieval_metrics
 from ..evaluate.ranking import rank_pairs
 from ..models.backbones import build_backbone
@@ -49,6 +50,7 @@ from ..models.preprocessing import Preprocessing
 from ..progress import progress
 from ..runtime import loader_workers
 from .augment import PairAugmentation
+from .candidates import PoolSides, assignment_accuracy, candidate_index, pseudo_pairs
 from .losses import info_nce_loss, pair_triplet_loss
 from .recipes import FinetuneConfig
 from .state import cached_training, finished_run, load_state, save_state, state_path
@@ -60,7 +62,8 @@ log = logging.getLogger(__name__)
 
 # settings added after runs were cached, with the value those runs had: that value stays out of
 # cache keys, so they are found
-_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet", "view_seed": None}
+_LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet", "view_seed": None,
+                   "unlabelled_keep": 0.25, "unlabelled_refresh": 2}
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
 _VERSION = 2  # of the training code: a change of what it computes must bump it
 
@@ -139,10 +142,16 @@ def _epoch_generator(config: FinetuneConfig, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(config.seed * 100003 + epoch)
 
 
-def _cached_batches(inputs: dict[str, torch.Tensor], config: FinetuneConfig, epoch: int):
-    """Yield `(left, right)` trunk outputs: a shuffled batch of pairs, one random augmented view of each image."""
+def _cached_batches(inputs: dict[str, torch.Tensor], config: FinetuneConfig, epoch: int,
+                    pseudo: tuple | None = None):
+    """Yield `(left, right)` trunk outputs: a shuffled batch of pairs, one random augmented view of each image.
+
+    `pseudo` = `(pool inputs, left ids, right ids)` adds pseudo-pairs of an unlabelled pool, shuffled
+    in with the labelled pairs (numbered after them).
+    """
     g = _epoch_generator(config, epoch)
-    n, n_views = inputs["left"].shape[:2]
+    n_labelled, n_views = inputs["left"].shape[:2]
+    n = n_labelled + (len(pseudo[1]) if pseudo is not None else 0)
     order = torch.randperm(n, generator=g)
     for s in range(0, n - config.batch_size + 1 if n >= config.batch_size else 1, config.batch_size):
         idx = order[s:s + config.batch_size]
@@ -151,7 +160,14 @@ def _cached_batches(inputs: dict[str, torch.Tensor], config: FinetuneConfig, epo
             view_r = torch.randint(1, n_views, (len(idx),), generator=g)
         else:
             view_l = view_r = torch.zeros(len(idx), dtype=torch.long)
-        yield inputs["left"][idx, view_l].float(), inputs["right"][idx, view_r].float()
+        if pseudo is None:
+            yield inputs["left"][idx, view_l].float(), inputs["right"][idx, view_r].float()
+            continue
+        pool, left_ids, right_ids = pseudo
+        own, extra = idx < n_labelled, idx >= n_labelled
+        picked = idx[extra] - n_labelled
+        yield (torch.cat([inputs["left"][idx[own], view_l[own]], pool["left"][left_ids[picked], view_l[extra]]]).float(),
+               torch.cat([inputs["right"][idx[own], view_r[own]], pool["right"][right_ids[picked], view_r[extra]]]).float())
 
 
 class _PairViews(Dataset):
@@ -195,12 +211,16 @@ class _Run:
     best_epoch: int = 0
     bad_epochs: int = 0
     trained_on: tuple = ()  # digests of the training pairs (`PairSet.pair_digests`)
+    pool_inputs: dict | None = None  # an unlabelled pool's trunk outputs, its candidate lists, the pseudo-pairs
+    pool_index: torch.Tensor | None = None
+    pseudo: tuple | None = None
 
 
 def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) -> dict:
     """Train one epoch; return its history record (the mean training loss)."""
     _train_mode(run.embedder)
-    batches = _cached_batches(run.train_inputs, config, epoch) if run.train_inputs is not None \
+    pseudo = (run.pool_inputs, *run.pseudo) if run.pseudo is not None else None
+    batches = _cached_batches(run.train_inputs, config, epoch, pseudo) if run.train_inputs is not None \
         else _online_batches(run.embedder, train, config, epoch, run.device)
     losses = []
     for left, right in progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
@@ -218,15 +238,36 @@ def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) 
 # --- validation and selection --------------------------------------------------------------------
 
 @torch.no_grad()
+def _clean_embeddings(embedder: Embedder, inputs: dict[str, torch.Tensor], config: FinetuneConfig,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the embeddings of the clean views (view 0) of `inputs`' left and right pictures."""
+    embedder.eval()
+    return tuple(torch.cat([top_forward(embedder, inputs[side][i:i + 128, 0].float().to(device), config).cpu()
+                            for i in range(0, len(inputs[side]), 128)]) for side in ("left", "right"))
+
+
 def _validate(embedder: Embedder, inputs: dict[str, torch.Tensor], config: FinetuneConfig,
               device: torch.device) -> dict:
     """Return R@1, R@select_k and the MRR on the validation pairs, both directions pooled."""
-    embedder.eval()
-    left, right = (torch.cat([top_forward(embedder, inputs[side][i:i + 128, 0].float().to(device), config).cpu()
-                              for i in range(0, len(inputs[side]), 128)]) for side in ("left", "right"))
+    left, right = _clean_embeddings(embedder, inputs, config, device)
     metrics = retrieval_metrics(rank_pairs("", left, right, candidates=False).both_ways(), (1, config.select_k))
     return {"val_r1": metrics["R@1"], f"val_r{config.select_k}": metrics[f"R@{config.select_k}"],
             "val_mrr": metrics["MRR"]}
+
+
+def _refresh_pseudo(run: _Run, config: FinetuneConfig) -> dict:
+    """Assign the pool's left pictures to their candidates with the current model (`candidates.pseudo_pairs`);
+    return what to record: how many pseudo-pairs, and how accurate the same assignment is on the
+    validation pairs, each partner hidden among 19 foils."""
+    left, right = _clean_embeddings(run.embedder, run.pool_inputs, config, run.device)
+    run.pseudo = pseudo_pairs(left, right, run.pool_index, config.unlabelled_keep)
+    record = {"pseudo_pairs": len(run.pseudo[0])}
+    if run.val_inputs is not None and len(run.val_inputs["left"]) >= 20:
+        found = assignment_accuracy(*_clean_embeddings(run.embedder, run.val_inputs, config, run.device),
+                                    config.unlabelled_keep, seed=config.seed)
+        record.update(pseudo_val_accuracy=round(found["accuracy"], 4), pseudo_val_accuracy_all=round(found["accuracy_all"], 4))
+    log.info("Pseudo-pairs from the unlabelled pool: %s", json.dumps(record))
+    return record
 
 
 def _select(run: _Run, config: FinetuneConfig, record: dict) -> None:
@@ -253,21 +294,28 @@ def _write_checkpoint(config: FinetuneConfig, embedder: Embedder, data: dict, re
 def _save(run: _Run, config: FinetuneConfig, epoch: int, finished: bool = False) -> None:
     save_state(config, epoch, run.history, finished, state_dict=run.embedder.state_dict(),
                optimizer=run.optimiser.state_dict(), data=run.data, best=run.best, best_epoch=run.best_epoch,
-               bad_epochs=run.bad_epochs)
+               bad_epochs=run.bad_epochs, pseudo=[ids.tolist() for ids in run.pseudo] if run.pseudo is not None else None)
 
 
 # --- set-up, the loop, the cached run ------------------------------------------------------------
 
-def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume: bool) -> _Run:
-    """Return a run ready for its first epoch: the model, the trunk's outputs, the optimiser, and the
-    state it resumes from (or the zero-shot validation as epoch 0)."""
+def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume: bool,
+            pool: UnlabelledPool | None = None) -> _Run:
+    """Return a run ready for its first epoch: the model, the trunk's outputs (an unlabelled pool's too),
+    the optimiser, and the state it resumes from (or the zero-shot validation as epoch 0)."""
     if len(train) < 2:
         raise ValueError(f"Fine-tuning needs at least 2 training pairs, got {len(train)}.")
+    if pool is not None and pool.candidates is None:
+        raise ValueError(f"The unlabelled pool {pool.root} has no candidates.csv: learning from it needs each left "
+                         "picture's candidate right pictures.")
+    if pool is not None and not config.cached:
+        raise ValueError("Learning from an unlabelled pool needs cached views (--views 1 or more, --unfreeze 3 or less).")
     state = load_state(config, _RESUMABLE_CHANGES) if resume else None
-    data = _data_key(train, val)
+    data = _data_key(train, val, pool)
     if state is not None and state.get("data") != data:
         saved = state.get("data") or {}
-        differs = [f"{part} pairs {saved.get(part)} (now {data[part]})" for part in data if saved.get(part) != data[part]]
+        differs = [f"{part} pairs {saved.get(part)} (now {data.get(part)})" for part in {**saved, **data}
+                   if saved.get(part) != data.get(part)]
         raise ValueError(f"resume: {state_path(config.out)} was trained on other data: " + ", ".join(differs)
                          + " (fingerprints of the images' content); give the same --data and --split, or train anew.")
     device = torch.device(config.device)
@@ -280,11 +328,16 @@ def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume:
     optimiser = torch.optim.AdamW(_trainable(embedder, config), weight_decay=config.weight_decay)
     run = _Run(embedder, optimiser, train_inputs, val_inputs, device, data, history=[], best={},
                trained_on=train.pair_digests())
+    if pool is not None:
+        run.pool_inputs = _pool_inputs(embedder, pool, config, device)
+        run.pool_index = candidate_index(pool.candidates, pool.left, pool.right)
     if state is not None:
         embedder.load_state_dict(state["state_dict"])
         optimiser.load_state_dict(state["optimizer"])
         run.start_epoch, run.history = state["epoch"], list(state["history"])
         run.best, run.best_epoch, run.bad_epochs = dict(state["best"]), state["best_epoch"], state["bad_epochs"]
+        if state.get("pseudo") is not None and pool is not None:
+            run.pseudo = tuple(torch.tensor(ids, dtype=torch.long) for ids in state["pseudo"])
     else:
         initial = _validate(embedder, val_inputs, config, device) if val_inputs is not None else {}
         run.history.append({"epoch": 0, "train_loss": None, **initial, "seconds": 0.0})
@@ -292,10 +345,29 @@ def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume:
     return run
 
 
-def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None, resume: bool = False) -> FinetuneResult:
+def _pool_inputs(embedder: Embedder, pool: UnlabelledPool, config: FinetuneConfig, device: torch.device) -> dict:
+    """Return the trunk's outputs of `pool`'s pictures, computed (and cached) for the whole pool it was cut
+    from, so that pools cut differently (a fold's near-copies left out) share them."""
+    whole = pool.base or pool
+    found = trunk_inputs(embedder, PoolSides(whole.left, whole.right, whole.fingerprint), config, augmented=True,
+                         device=device)
+    if whole is pool:
+        return found
+    for side in ("left", "right"):
+        place = {path: i for i, path in enumerate(getattr(whole, side))}
+        found[side] = found[side][torch.tensor([place[path] for path in getattr(pool, side)], dtype=torch.long)]
+    return found
+
+
+def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None, resume: bool = False,
+             pool: UnlabelledPool | None = None) -> FinetuneResult:
     """Fine-tune on the pairs `train`, select the epoch on `val` (or keep the last without it);
-    return the result, whose checkpoint is `config.out`. See the module doc."""
-    run = _set_up(config, train, val, resume)
+    return the result, whose checkpoint is `config.out`. See the module doc.
+
+    With an unlabelled `pool` that has candidate lists, its pseudo-pairs join the training pairs
+    (`candidates.pseudo_pairs`: the top `unlabelled_keep` share by margin, re-assigned by the current
+    model every `unlabelled_refresh` epochs)."""
+    run = _set_up(config, train, val, resume, pool)
     log.info("Fine-tuning %s (%d stages unfrozen, head %s on %s, %s loss%s) on %d pairs", run.embedder.backbone.name,
              config.unfreeze, config.head,
              "+".join(config.layers) + (f" in {config.grid}x{config.grid} cells" if config.grid else ""), config.loss,
@@ -305,7 +377,9 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
             log.info("Stopping early: no gain in R@%d for %d epochs", config.select_k, config.patience)
             break
         tick = time.perf_counter()
-        record = _train_epoch(run, config, train, epoch)
+        refreshed = _refresh_pseudo(run, config) if pool is not None and (
+            epoch % config.unlabelled_refresh == 0 or run.pseudo is None) else {}
+        record = {**_train_epoch(run, config, train, epoch), **refreshed}
         if run.val_inputs is not None:
             record.update(_validate(run.embedder, run.val_inputs, config, run.device))
         record["seconds"] = round(time.perf_counter() - tick, 2)
@@ -321,23 +395,29 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
     return FinetuneResult(Path(config.out), run.best_epoch, run.best, run.history, final)
 
 
-def _data_key(train: PairSet, val: PairSet | None) -> dict:
-    return {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
+def _data_key(train: PairSet, val: PairSet | None, pool: UnlabelledPool | None = None) -> dict:
+    key = {"train": train.fingerprint, "val": val.fingerprint if val is not None else None}
+    if pool is not None:  # runs without a pool keep the key they always had
+        key["unlabelled"] = pool.fingerprint
+    return key
 
 
-def finished_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None) -> Path | None:
-    """Return the checkpoint of `cached_finetune(config, train, val)` if that run is finished, else None
-    (nothing is trained)."""
-    return finished_run("finetune", config, _data_key(train, val), _VERSION, omit=_LATER_SETTINGS)
+def finished_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
+                      pool: UnlabelledPool | None = None) -> Path | None:
+    """Return the checkpoint of `cached_finetune(config, train, val, pool)` if that run is finished, else
+    None (nothing is trained)."""
+    return finished_run("finetune", config, _data_key(train, val, pool), _VERSION, omit=_LATER_SETTINGS)
 
 
-def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None) -> FinetuneResult:
+def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
+                    pool: UnlabelledPool | None = None) -> FinetuneResult:
     """Return `finetune`'s result for `config` on these pairs, trained once and then read back.
 
     The checkpoint goes under `artifacts/finetune/`, keyed by the settings (except where and
     how fast it runs) and the data (`state.cached_training`); an interrupted run is
     resumed. Once a run is finished, its training state keeps only the history.
     """
-    out, saved = cached_training("finetune", config, _data_key(train, val), lambda c, resume: finetune(c, train, val, resume),
+    out, saved = cached_training("finetune", config, _data_key(train, val, pool),
+                                 lambda c, resume: finetune(c, train, val, resume, pool),
                                  _VERSION, omit=_LATER_SETTINGS)
     return FinetuneResult(out, saved["best_epoch"], saved["best"], saved["history"], load_checkpoint(out)[0])

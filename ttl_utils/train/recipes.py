@@ -103,6 +103,8 @@ class FinetuneConfig:
     device: str = "cpu"
     workers: int | None = None
     cache: bool = True                     # keep the trunk's outputs under artifacts/finetune-inputs/
+    unlabelled_keep: float = 0.25          # with an unlabelled pool: the share of pseudo-pairs kept (by margin)
+    unlabelled_refresh: int = 2            # ... re-assigned by the current model every this many epochs
 
     def __post_init__(self) -> None:
         if not 0 <= self.unfreeze <= len(LAYERS):
@@ -132,6 +134,9 @@ class FinetuneConfig:
             raise ValueError(f"grid must be between 0 (global pooling) and 7 cells a side, got {self.grid}.")
         if self.unfreeze == 0 and self.head == "none":
             raise ValueError("With a frozen backbone (unfreeze 0) there is nothing to train: choose head linear or mlp.")
+        if not 0 < self.unlabelled_keep <= 1 or self.unlabelled_refresh < 1:
+            raise ValueError(f"Need 0 < unlabelled_keep <= 1 and unlabelled_refresh >= 1; got {self.unlabelled_keep} "
+                             f"and {self.unlabelled_refresh}.")
         if self.epochs < 1 or self.batch_size < 2 or self.views < 0:
             raise ValueError(f"Need epochs >= 1, batch_size >= 2 and views >= 0; got {self.epochs}, "
                              f"{self.batch_size}, {self.views}.")

@@ -1,0 +1,181 @@
+"""Learning from candidate lists: the MIL-NCE loss, the one-to-one assignment, pseudo-label accuracy on
+hidden partners, fine-tuning with an unlabelled pool, and `finetune --unlabelled`'s errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import write_official, write_pool
+
+from ttl_utils.cli import main
+from ttl_utils.data.demo import make_demo_pairs
+from ttl_utils.data.pool import load_pool
+from ttl_utils.data.splits import split_pairs
+from ttl_utils.train.candidates import (
+    assign_one_to_one,
+    assignment_accuracy,
+    candidate_index,
+    hidden_candidates,
+    mil_nce_loss,
+    pseudo_pairs,
+)
+from ttl_utils.train.finetune import cached_finetune, finetune
+from ttl_utils.train.recipes import FinetuneConfig
+
+
+def test_mil_nce_matches_a_hand_computation():
+    queries = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    candidates = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])  # cosines to query 0: 1, 0, 0.7071
+    in_bag = torch.tensor([[True, False, True], [False, True, False]])
+    t = 0.5
+    c = 1 / math.sqrt(2)
+    first = -math.log((math.exp(1 / t) + math.exp(c / t)) / (math.exp(1 / t) + math.exp(0) + math.exp(c / t)))
+    second = -math.log(math.exp(1 / t) / (math.exp(0) + math.exp(1 / t) + math.exp(c / t)))
+    assert mil_nce_loss(queries, candidates, in_bag, t).item() == pytest.approx((first + second) / 2, rel=1e-5)
+    # a bag holding every candidate costs nothing; one candidate alone is InfoNCE's term
+    assert mil_nce_loss(queries, candidates, torch.ones(2, 3, dtype=torch.bool), t).item() == pytest.approx(0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least one candidate in its bag"):
+        mil_nce_loss(queries, candidates, torch.tensor([[True, False, False], [False, False, False]]))
+    with pytest.raises(ValueError, match="in_bag must be 2 x 3"):
+        mil_nce_loss(queries, candidates, torch.ones(3, 2, dtype=torch.bool))
+
+
+def test_the_assignment_is_one_to_one_and_takes_the_best_scores_first():
+    g = torch.Generator().manual_seed(0)
+    n, width = 50, 5
+    index = torch.stack([torch.randperm(n, generator=g)[:width] for _ in range(n)])
+    index[3, 2:] = -1  # a shorter list
+    scores = torch.rand(n, width, generator=g).masked_fill(index < 0, float("-inf"))
+    assigned, margin = assign_one_to_one(scores, index, n)
+    paired = assigned[assigned >= 0]
+    assert len(paired) == len(set(paired.tolist()))  # each right picture at most once
+    for i in torch.nonzero(assigned >= 0).flatten().tolist():
+        assert assigned[i] in index[i].tolist()  # only a candidate of its own list
+        j = index[i].tolist().index(int(assigned[i]))
+        others = [scores[i, k].item() for k in range(width) if k != j and index[i, k] >= 0]
+        assert margin[i].item() == pytest.approx(scores[i, j].item() - max(others))
+    # the best edge of all is always taken
+    best = int(torch.argmax(scores.flatten()))
+    assert assigned[best // width] == index[best // width, best % width]
+    # greedy: a left picture loses its favourite only to a higher score
+    for i in range(n):
+        favourite = int(index[i, scores[i].argmax()])
+        if assigned[i] != favourite:
+            rival = int((assigned == favourite).nonzero().flatten()[0])
+            rival_score = scores[rival, index[rival].tolist().index(favourite)]
+            assert rival_score >= scores[i].max()
+    with pytest.raises(ValueError, match="same shape"):
+        assign_one_to_one(scores[:, :2], index, n)
+
+
+def test_pseudo_pairs_keep_the_most_confident_share():
+    # embeddings: left i matches right i exactly for even i, faintly for odd i
+    g = torch.Generator().manual_seed(1)
+    right = torch.nn.functional.normalize(torch.randn(40, 16, generator=g), dim=1)
+    noise = torch.randn(40, 16, generator=g)
+    left = torch.nn.functional.normalize(torch.stack([right[i] if i % 2 == 0 else right[i] + 2 * noise[i]
+                                                      for i in range(40)]), dim=1)
+    index = hidden_candidates(40, 10, seed=2)
+    ids, partners = pseudo_pairs(left, right, index, keep=0.5)
+    assigned, _ = assign_one_to_one((left @ right.T).gather(1, index), index, 40)
+    assert len(ids) == round(0.5 * int((assigned >= 0).sum())) and len(set(partners.tolist())) == len(ids)
+    assert torch.equal(ids, ids.sort().values)
+    assert (ids % 2 == 0).float().mean() >= 0.8 and torch.equal(partners[ids % 2 == 0], ids[ids % 2 == 0])
+    with pytest.raises(ValueError, match="keep must be a share"):
+        pseudo_pairs(left, right, index, keep=0)
+
+
+def test_partners_hidden_among_foils_and_the_accuracy_measured_there():
+    index = hidden_candidates(30, 20, seed=5)
+    assert index.shape == (30, 20)
+    for i, row in enumerate(index.tolist()):
+        assert row.count(i) == 1 and len(set(row)) == 20 and all(0 <= r < 30 for r in row)
+    assert len({row.index(i) for i, row in enumerate(index.tolist())}) > 5  # the partner's place varies
+    with pytest.raises(ValueError, match="at least 20 pairs"):
+        hidden_candidates(10, 20)
+    exact = torch.eye(30)
+    found = assignment_accuracy(exact, exact, keep=0.5)
+    assert found == {"kept": 0.5, "accuracy": 1.0, "accuracy_all": 1.0, "chance": 0.05}
+    shuffled = assignment_accuracy(exact, exact[torch.randperm(30, generator=torch.Generator().manual_seed(0))], 1.0)
+    assert shuffled["accuracy"] < 0.5
+
+
+def test_candidate_index_follows_the_pool(tmp_path):
+    pool = load_pool(write_pool(tmp_path / "pool", n=5, n_candidates=3), n_candidates=3)
+    index = candidate_index(pool.candidates, pool.left, pool.right)
+    assert index.tolist()[4] == [4, 0, 1]
+    smaller = pool.without([pool.right[0], pool.left[1]])
+    assert [p.stem for p in smaller.left] == ["00000", "00002", "00003", "00004"]
+    assert smaller.candidates["00004"] == ["00004", "00001"] and smaller.fingerprint != pool.fingerprint
+    index = candidate_index(smaller.candidates, smaller.left, smaller.right)
+    assert index.tolist()[3] == [3, 0, -1]  # right 00004 is now at 3, 00001 at 0; the list padded
+    assert smaller.base is pool and smaller.without([smaller.left[0]]).base is pool  # whose trunk outputs it shares
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return split_pairs(make_demo_pairs(80, 48, seed=11), val=0.3, test=0.1, save=False)  # 48 / 24 / 8
+
+
+def small(out, **kwargs):
+    return FinetuneConfig(**{**dict(out=str(out), image_size=48, batch_size=16, epochs=2, views=2, workers=0,
+                                    patience=5, unfreeze=0, unlabelled_keep=0.5, unlabelled_refresh=1), **kwargs})
+
+
+def test_fine_tuning_with_a_pool_adds_pseudo_pairs_and_measures_them(demo, tmp_path):
+    pool = load_pool(write_pool(tmp_path / "pool", n=24, n_candidates=4, size=48), n_candidates=4)
+    result = finetune(small(tmp_path / "ft.pt"), demo["train"], demo["val"], pool=pool)
+    first, second = result.history[1], result.history[2]
+    # half of the left pictures the greedy assignment pairs (some find every candidate taken)
+    assert 8 <= first["pseudo_pairs"] <= 12 and 8 <= second["pseudo_pairs"] <= 12
+    assert 0 <= first["pseudo_val_accuracy"] <= 1 and 0 <= first["pseudo_val_accuracy_all"] <= 1
+    plain = finetune(small(tmp_path / "plain.pt"), demo["train"], demo["val"])
+    assert "pseudo_pairs" not in plain.history[1]
+    assert result.history[1]["train_loss"] != plain.history[1]["train_loss"]  # the pseudo-pairs trained
+    # cached runs are keyed by the pool
+    cached = cached_finetune(small(""), demo["train"], demo["val"], pool=pool)
+    assert cached.checkpoint != cached_finetune(small(""), demo["train"], demo["val"]).checkpoint
+    # a pool cut from it reads the whole pool's trunk outputs, the rows of its own pictures
+    cut = pool.without([pool.left[0], pool.right[5]])
+    shorter = finetune(small(tmp_path / "cut.pt", epochs=1), demo["train"], demo["val"], pool=cut)
+    assert shorter.history[1]["pseudo_pairs"] <= 12
+    with pytest.raises(ValueError, match="no candidates.csv"):
+        finetune(small(tmp_path / "x.pt"), demo["train"], demo["val"],
+                 pool=load_pool(write_pool(tmp_path / "bare", n=4, rows=False)))
+
+
+@pytest.mark.slow
+def test_resume_with_a_pool_reproduces_an_uninterrupted_run(demo, tmp_path):
+    pool = load_pool(write_pool(tmp_path / "pool", n=24, n_candidates=4, size=48), n_candidates=4)
+    settings = dict(unlabelled_refresh=2, epochs=3)
+    straight = finetune(small(tmp_path / "a.pt", **settings), demo["train"], demo["val"], pool=pool)
+    finetune(small(tmp_path / "b.pt", **{**settings, "epochs": 2}), demo["train"], demo["val"], pool=pool)
+    resumed = finetune(small(tmp_path / "b.pt", **settings), demo["train"], demo["val"], pool=pool, resume=True)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([["00000"] + [f"{j:05d}" for j in range(19)]], "line 2: 19 candidates for 00000, expected 20."),
+    ([["00000"] + [f"{j:05d}" for j in range(19)] + ["00077"]], "line 2: right/00077 is not a picture"),
+])
+def test_finetune_unlabelled_errors_are_one_line(rows, expected, tmp_path, capsys):
+    data = write_official(tmp_path / "ttl", n=6)
+    pool = write_pool(tmp_path / "pool", n=20, n_candidates=20, rows=rows)
+    code = main(["finetune", "--data", str(data), "--split", "all", "--out", str(tmp_path / "ft.pt"),
+                 "--unlabelled", str(pool), "--profile", "smoke"])
+    err = capsys.readouterr().err.strip()
+    last = err.splitlines()[-1]
+    assert code == 1 and "Traceback" not in err and expected in last and last.startswith(f"error: {pool}")
+
+
+def test_finetune_unlabelled_without_candidates_or_with_a_bad_share(tmp_path, capsys):
+    data = write_official(tmp_path / "ttl", n=6)
+    bare = write_pool(tmp_path / "bare", n=4, rows=False)
+    code = main(["finetune", "--data", str(data), "--split", "all", "--out", str(tmp_path / "ft.pt"),
+                 "--unlabelled", str(bare), "--profile", "smoke"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and f"--unlabelled {bare}: no candidates.csv there" in err
+    code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled-keep", "1.5"])
+    assert code == 2 and "give a share above 0 and at most 1" in capsys.readouterr().err
