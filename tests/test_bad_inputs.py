@@ -435,3 +435,34 @@ def test_what_a_fresh_eyes_review_found(tmp_path, monkeypatch, capsys, caplog):
     with caplog.at_level(logging.WARNING, logger="ttl_utils"):
         assert main(["-q", "compare", "--data", str(data), "--split", "all", "--model", str(out), "--workers", "0"]) == 0
     assert f"6 of the 6 evaluated pairs are among {out}'s training pairs" in caplog.text
+
+
+def _hold_the_lock(path: str, results) -> None:
+    import time
+
+    from ttl_utils.errors import BusyError
+    from ttl_utils.storage import exclusive
+
+    try:
+        with exclusive(path):
+            results.put("held")
+            time.sleep(1.0)
+    except BusyError:
+        results.put("refused")
+
+
+@pytest.mark.slow
+def test_two_runs_starting_at_once_on_a_stale_lock_cannot_both_take_it(tmp_path):
+    import multiprocessing
+
+    out = tmp_path / "ft.pt"
+    (tmp_path / "ft.pt.lock").write_text("otherhost 999999")  # left by a run that died
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    runs = [context.Process(target=_hold_the_lock, args=(str(out), results)) for _ in range(2)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(60)
+    assert sorted(results.get(timeout=5) for _ in runs) == ["held", "refused"]
+    assert not (tmp_path / "ft.pt.lock").exists()

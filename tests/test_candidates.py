@@ -4,7 +4,9 @@ hidden partners, fine-tuning with an unlabelled pool, and `finetune --unlabelled
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import write_official, write_pool
@@ -179,3 +181,68 @@ def test_finetune_unlabelled_without_candidates_or_with_a_bad_share(tmp_path, ca
     assert code == 2 and f"--unlabelled {bare}: no candidates.csv there" in err
     code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled-keep", "1.5"])
     assert code == 2 and "give a share above 0 and at most 1" in capsys.readouterr().err
+
+
+def test_a_demo_pool_hides_each_partner_among_its_candidates_and_loads(tmp_path):
+    from PIL import Image
+
+    from ttl_utils.data.demo import write_demo_pool
+
+    root = write_demo_pool(tmp_path / "pool", n_pairs=24, size=32, n_candidates=20)
+    pool = load_pool(root)
+    assert len(pool.left) == len(pool.right) == 24 and len(pool.candidates) == 24
+    assert all(len(names) == 20 and len(set(names)) == 20 for names in pool.candidates.values())
+    # the partner (the right picture drawn with left i) is among left i's candidates, not always first
+    pairs = make_demo_pairs(24, 32, seed=1)
+    right = {path.stem: np.asarray(Image.open(path)) for path in pool.right}
+    places = []
+    for i in range(24):
+        partner = np.asarray(pairs.right_image(i))
+        found = [j for j, name in enumerate(pool.candidates[f"{i:05d}"])
+                 if np.array_equal(right[Path(name).stem], partner)]
+        assert len(found) == 1
+        places.append(found[0])
+    assert len(set(places)) > 3  # shuffled
+    before = (root / "candidates.csv").stat().st_mtime_ns
+    write_demo_pool(root, n_pairs=24, size=32)  # complete already: left alone
+    assert (root / "candidates.csv").stat().st_mtime_ns == before
+    with pytest.raises(ValueError, match="at least n_candidates=20"):
+        write_demo_pool(tmp_path / "small", n_pairs=10, size=32)
+
+
+def test_pseudo_label_records_and_their_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ttl_utils.present.plots import pseudo_label_plot
+    from ttl_utils.train.candidates import pseudo_label_records
+
+    history = [{"epoch": 0, "val_r1": 0.1},
+               {"epoch": 1, "pseudo_pairs": 480, "pseudo_val_accuracy": 0.85, "pseudo_val_accuracy_all": 0.46},
+               {"epoch": 2},
+               {"epoch": 3, "pseudo_pairs": 500}]
+    records = pseudo_label_records(history)
+    assert records == [{"assigned before epoch": 1, "pseudo-pairs": 480, "accuracy of those kept": 0.85,
+                        "accuracy of all assigned": 0.46},
+                       {"assigned before epoch": 3, "pseudo-pairs": 500}]
+    fig = pseudo_label_plot(records)
+    accuracy, count = fig.axes
+    assert [line.get_label() for line in accuracy.get_lines()][:2] == ["accuracy of those kept", "accuracy of all assigned"]
+    assert [round(p.get_height()) for p in count.patches] == [480, 500]
+
+
+def test_notebook_05_s_pool_is_a_demo_pool_on_demo_data_without_near_copies(tmp_path, monkeypatch):
+    from ttl_utils.config import get_profile
+    from ttl_utils.pipeline import finetuning_pool_for
+
+    monkeypatch.setenv("TTL_HOME", str(tmp_path))
+    monkeypatch.delenv("TTL_UNLABELLED", raising=False)
+    profile = get_profile("smoke")
+    pairs = make_demo_pairs(40, 48)
+    pool, line = finetuning_pool_for(profile, pairs)
+    assert pool is not None and len(pool.candidates) == 100 and "near-copies" in line
+    assert pool.root.is_relative_to(tmp_path / "artifacts" / "demo-pool")
+    real = make_demo_pairs(40, 48)
+    object.__setattr__(real, "layout", "official")
+    none, why = finetuning_pool_for(profile, real)
+    assert none is None and "TTL_UNLABELLED" in why

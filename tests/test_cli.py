@@ -32,7 +32,7 @@ def test_help_and_usage_mistakes_load_no_model_library():
 def test_every_command_shows_examples_and_every_flag_has_help():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(commands) == {"download", "check", "demo", "evaluate", "compare", "find", "pretrain", "finetune", "env"}
+    assert set(commands) == {"download", "check", "demo", "evaluate", "compare", "find", "pretrain", "finetune", "env", "cache"}
     for name, command in commands.items():
         assert f"examples:\n  python -m ttl_utils {name}" in command.format_help(), name
         silent = [a.dest for a in command._actions if a.help is None]

@@ -67,7 +67,8 @@ def test_the_partner_of_a_demo_pair_is_found_by_a_seeded_fine_tuned_model(tmp_pa
     assert "zero-shot (no fine-tuned model" in choose_model(profile, None, data)[2]
     result = finetuned(profile, pairs)  # seeded: the same weights every run
     assert chosen_if_trained(profile, pairs) == result.checkpoint
-    embedder, preprocessing, described = choose_model(profile, None, data)  # now the default
+    embedder, preprocessing, described, extra = choose_model(profile, None, data)  # now the default
+    assert len(extra['hub_bank']['left']) == len(split_pairs(pairs)['train'])  # its training pictures
     assert described == f"the chosen fine-tuned model of {pairs.name} ({result.checkpoint})"
     test = split_pairs(pairs)["test"]
     kept, vectors = gallery_embeddings(embedder, preprocessing, Gallery.from_pairs(test, "right"),

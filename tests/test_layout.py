@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from functools import lru_cache
@@ -129,6 +130,22 @@ def test_the_package_docstring_names_every_floor_and_entry_point():
     names = {floor(module) for module in modules()} - {"utilities", "entry points"}
     names |= (UTILITIES | ENTRY_POINTS) - {"__init__", "__main__"}
     assert [name for name in sorted(names) if f"`{name}`" not in ttl_utils.__doc__] == []
+
+
+def test_every_module_is_named_in_its_subpackage_s_docstring_and_the_readme_layout():
+    readme = (PACKAGE.parent / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    unnamed_init, unnamed_readme = [], []
+    for module in sorted(PACKAGE.glob("**/*.py")):
+        name = module.stem
+        if name in ("__init__", "__main__"):
+            continue
+        if module.parent != PACKAGE and f"`{name}`" not in (module.parent / "__init__.py").read_text():
+            unnamed_init.append(str(module.relative_to(PACKAGE)))
+        if not re.search(rf"\b{name}\b", layout):
+            unnamed_readme.append(str(module.relative_to(PACKAGE)))
+    assert unnamed_init == [] and unnamed_readme == []
 
 
 def test_no_function_is_over_60_lines():

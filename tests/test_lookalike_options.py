@@ -194,11 +194,92 @@ def test_evaluate_and_compare_correct_hubs_against_a_bank_never_the_evaluated_pi
                  "--json", "-"]) == 0
     printed = capsys.readouterr()
     corrected = json.loads(printed.out)
-    assert corrected["hub_correction"] == {"bank": str(pool), "k": 3} and "hub_correction" not in plain
-    assert "Hub correction (CSLS): 3 nearest of 6 left and 6 right pictures" in printed.err
+    assert corrected["hub_correction"] == {"bank": str(pool), "pictures": [6, 6], "k": 3}
+    assert "hub_correction" not in plain  # a backbone keeps no bank: plain cosine by default
+    assert "efficientnet_lite0:none: hub correction (CSLS): 3 nearest of 6 left and 6 right pictures" in printed.err
     assert main(["compare", "--model", "efficientnet_lite0:none", "efficientnet_lite0", *common,
                  "--hub-bank", str(pool)]) == 0
     assert main(["evaluate", *common, "--hub-bank", str(data)]) == 2
     assert "holds 48 of the evaluated pictures" in capsys.readouterr().err
     assert main(["evaluate", *common, "--hub-bank", str(data / "left")]) == 2
     assert "no left/ folder" in capsys.readouterr().err
+
+
+def test_gallery_penalty_scales_each_side_by_the_other_side_s_bank():
+    from ttl_utils.evaluate.hubs import gallery_penalty
+
+    left_bank = torch.tensor([[1.0, 0.0, 0.0]])
+    right_bank = torch.tensor([[0.0, 1.0, 0.0]])
+    vectors = torch.eye(3)
+    penalty = gallery_penalty(vectors, ["right/a", "left/b", "c.jpg"], left_bank, right_bank, k=1)
+    # right/a against the left bank (cos 1), left/b against the right bank (cos 1), c against both (best 0)
+    assert penalty.tolist() == [1.0, 1.0, 0.0]
+    penalty = gallery_penalty(vectors, ["left/a", "right/b", "c.jpg"], left_bank, right_bank, k=1)
+    assert penalty.tolist() == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_checkpoint_keeps_its_training_pictures_and_corrects_hubs_with_them(tmp_path, monkeypatch, capsys):
+    from conftest import write_official
+
+    from ttl_utils.cli import main
+    from ttl_utils.data.folders import load_pairs
+    from ttl_utils.evaluate.hubs import TrainingBank
+    from ttl_utils.models.checkpoints import checkpoint_extra
+    from ttl_utils.train.finetune import finetune, keep_hub_bank
+    from ttl_utils.train.recipes import FinetuneConfig
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "ttl", n=24, size=48)
+    pairs = load_pairs(data)
+    train, val = pairs.subset(list(range(16))), pairs.subset(list(range(16, 24)))
+    out = tmp_path / "ft.pt"
+    config = FinetuneConfig(out=str(out), image_size=48, batch_size=8, epochs=1, views=1, workers=0, unfreeze=1)
+    finetune(config, train, val)
+    assert "hub_bank" not in checkpoint_extra(out)
+    keep_hub_bank(out, config, train)
+    kept = checkpoint_extra(out)["hub_bank"]
+    assert keep_hub_bank(out, config, train) is not None  # kept once: read back
+    few = tmp_path / "few.pt"
+    import shutil
+
+    shutil.copyfile(tmp_path / "ft.pt", few)
+    trimmed = checkpoint_extra(few)
+    del trimmed["hub_bank"]
+    from ttl_utils.models.checkpoints import load_checkpoint, save_checkpoint
+
+    model, preprocessing, _ = load_checkpoint(few)
+    save_checkpoint(few, model, preprocessing, **trimmed)
+    assert len(keep_hub_bank(few, config, train, most_bytes=4 * kept["left"].shape[1] * 5)["left"]) == 5  # capped
+    assert kept["left"].shape[0] == kept["right"].shape[0] == 16 and kept["left"].dtype == torch.float16
+    assert torch.allclose(kept["left"].float().norm(dim=1), torch.ones(16), atol=1e-2)
+    bank = TrainingBank.from_extra(checkpoint_extra(out), k=3)
+    assert bank is not None and bank.to_dict()["pictures"] == [16, 16]
+    assert TrainingBank.from_extra({}, 3) is None
+
+    evaluate = ["evaluate", "--data", str(data), "--model", str(out), "--split", "all", "--workers", "0", "--json", "-"]
+    assert main(evaluate + ["--hub-correction", "--hub-k", "3"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["hub_correction"] == {"bank": "the checkpoint's training pictures",
+                                                         "pictures": [16, 16], "k": 3}
+    assert "16 left and 16 right training pictures" in printed.err
+    assert main(evaluate + ["--no-hub-correction"]) == 0
+    assert "hub_correction" not in json.loads(capsys.readouterr().out)
+    # a backbone keeps no training pictures; a folder bank and no correction contradict each other
+    assert main(["evaluate", "--data", str(data), "--model", "efficientnet_lite0:none", "--split", "all",
+                 "--hub-correction", "--workers", "0"]) == 2
+    assert "keeps no training pictures" in capsys.readouterr().err
+    assert main(evaluate + ["--hub-bank", str(data), "--no-hub-correction"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    # compare: the checkpoint by CSLS, the backbone by cosine, both recorded
+    assert main(["compare", "--data", str(data), "--split", "all", "--model", "efficientnet_lite0:none", str(out),
+                 "--names", "random", "tuned", "--hub-correction", "--workers", "0", "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    recorded = json.loads(printed.out)["hub_correction"]
+    assert recorded["random"] is None and recorded["tuned"]["pictures"] == [16, 16]
+    assert "Ranked by cosine (no bank of training pictures): random" in printed.err
+    # find: the gallery's right pictures scaled by the left training pictures
+    assert main(["find", str(data / "left" / "00002.jpg"), "--gallery", str(data), "--model", str(out),
+                 "--hub-correction", "--top", "3", "--workers", "0", "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    assert "hub correction (CSLS)" in printed.err and len(json.loads(printed.out)["queries"][0]["matches"]) == 3

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from ttl_utils.storage import save_torch
 from ttl_utils.train.state import STATE_FORMAT, cached_training, keep_summary, load_state, save_state, state_path
 
 
@@ -38,7 +39,7 @@ def test_cached_training_trains_once_resumes_once_and_keys_by_settings(isolated_
     def train(config, resume):
         calls.append((config.lr, resume))
         save_state(config, 2, [], finished=not (config.lr == 0.3 and not resume), state_dict={}, optimizer={})
-        open(config.out, "w").close()
+        save_torch({"weights": []}, config.out)  # a checkpoint PyTorch can read (an empty file is damaged)
 
     out, summary = cached_training("toy", Settings(out=""), {"data": "abc"}, train, version=1)
     assert out.parent == isolated_project.resolve() / "artifacts" / "toy" and summary["finished"]

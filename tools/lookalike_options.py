@@ -3,6 +3,7 @@
     python tools/lookalike_options.py --data ../shared/ttl-dev                     # zero-shot, 5 folds
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned         # + the chosen recipe, trained a fold
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --unlabelled ../shared/ttl-unlabelled
+    python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --distractors ../shared/ttl-unlabelled
     python tools/lookalike_options.py --data DIR --json out/options.json
 
 The pairs are cut into `--folds` parts (`data.splits.folds`); each part is held out once: its left
@@ -20,6 +21,12 @@ the same model's plain setting and over the default (the fine-tuned recipe, plai
 bootstrap interval over the queries, the gain in each fold, and how many first places the top 1%
 of hubs take; with `--unlabelled`, how accurate the pseudo-labels were on the validation pairs,
 each partner hidden among 19 foils. Nothing here looks at one split's test part alone.
+
+Among every right picture, the other folds' right pictures are training pictures whose partners
+sit in CSLS's bank, so hub correction pushes them down: that column flatters CSLS. `--distractors DIR`
+adds a fairer one ("unseen candidates"): each fold's right pictures plus as many right pictures of
+DIR (never trained on; those nearly copying a picture of `--data` left out) as make `len(pairs)`
+candidates, as on pairs the project has never seen. Use it with models that never saw DIR.
 """
 
 from __future__ import annotations
@@ -36,9 +43,10 @@ import torch
 
 from ttl_utils.config import get_profile
 from ttl_utils.data.folders import resolve_pairs
+from ttl_utils.data.gallery import Gallery
 from ttl_utils.data.pool import load_pool
 from ttl_utils.data.splits import folds
-from ttl_utils.evaluate.embeddings import embed_pairs
+from ttl_utils.evaluate.embeddings import embed_pairs, gallery_embeddings
 from ttl_utils.evaluate.hubs import csls_ranks, hub_first_places, hubness
 from ttl_utils.evaluate.metrics import paired_gain, recall_at_k
 from ttl_utils.evaluate.ranking import rank_of_match
@@ -46,7 +54,7 @@ from ttl_utils.evaluate.report import gain_text
 from ttl_utils.models.checkpoints import load_checkpoint
 from ttl_utils.models.embedder import build_embedder
 from ttl_utils.models.preprocessing import Preprocessing
-from ttl_utils.pipeline import finetuning_pool
+from ttl_utils.pipeline import finetuning_pool, pool_near_copies
 from ttl_utils.train.ablation import inner_split
 from ttl_utils.train.finetune import cached_finetune
 from ttl_utils.train.recipes import FinetuneConfig
@@ -56,16 +64,20 @@ DEFAULT = "fine-tuned (chosen recipe)"
 POOLED = "fine-tuned + pseudo-pairs"
 
 
-def fold_ranks(embedder, preprocessing: Preprocessing, train, held, k: int) -> dict[str, dict]:
+def fold_ranks(embedder, preprocessing: Preprocessing, train, held, k: int,
+               distractors: list[Path] | None = None) -> dict[str, dict]:
     """Return, for each setting, the held-out queries' partner ranks among the fold's right pictures
-    (`ranks`) and among every right picture (`ranks_all`: the other folds' too, as many candidates as
-    pairs), and the hubs' first places."""
+    (`ranks`), among every right picture (`ranks_all`: the other folds' too, as many candidates as
+    pairs), with `distractors` among the fold's right pictures and those (`ranks_unseen`), and the
+    hubs' first places."""
     out = {}
     for flip in (False, True):
         chosen = replace(preprocessing, flip=flip)
         bank, bank_right = embed_pairs(embedder, chosen, train)
         left, right = embed_pairs(embedder, chosen, held)
         everyone = torch.cat([right, bank_right])  # the partner of held-out query i is still row i
+        unseen = torch.cat([right, gallery_embeddings(embedder, chosen, Gallery(
+            "distractors", [p.name for p in distractors], list(distractors)))[1]]) if distractors else None
         partners = np.arange(len(held))
         name = "flip" if flip else "plain"
         out[name] = {"ranks": rank_of_match(left, right), "ranks_all": rank_of_match(left, everyone),
@@ -74,21 +86,40 @@ def fold_ranks(embedder, preprocessing: Preprocessing, train, held, k: int) -> d
         out[f"{name} + CSLS" if flip else "CSLS"] = {
             "ranks": csls_ranks(left, right, partners, bank, k), "ranks_all": csls_ranks(left, everyone, partners, bank, k),
             "hubs": hub_first_places(left, right, penalty=penalty)}
+        if unseen is not None:
+            out[name]["ranks_unseen"] = rank_of_match(left, unseen)
+            out[f"{name} + CSLS" if flip else "CSLS"]["ranks_unseen"] = csls_ranks(left, unseen, partners, bank, k)
     return out
 
 
-def measure(models: dict, parts: list, k: int) -> dict[str, dict]:
+def pick_distractors(profile, pairs, folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """Return `n` right pictures of the pool at `folder` drawn at random (`seed`), none nearly copying a
+    picture of `pairs` (`pipeline.pool_near_copies`)."""
+    pool = load_pool(folder)
+    near, _ = pool_near_copies(profile, pairs, pool, pairs.ids)
+    right = set(pool.right)
+    far = [path for path, out in zip(pool.pictures(), near.tolist()) if not out and path in right]
+    if len(far) < n:
+        raise SystemExit(f"--distractors {folder}: {len(far)} right pictures that copy none of --data, {n} needed.")
+    chosen = np.random.default_rng(seed).choice(len(far), size=n, replace=False)
+    return [far[i] for i in sorted(chosen)]
+
+
+def measure(models: dict, parts: list, k: int, distractors: list[Path] | None = None) -> dict[str, dict]:
     """Return `{model: {setting: {"ranks": pooled ranks, "folds": [ranks a fold], "hubs": (taken, hubs)}}}`."""
     results = {}
     for model_name, make in models.items():
         per_fold = []
         for number, (train, held) in enumerate(parts):
             embedder, preprocessing = make(number, train)
-            per_fold.append(fold_ranks(embedder, preprocessing, train, held, k))
+            per_fold.append(fold_ranks(embedder, preprocessing, train, held, k, distractors))
             print(f"{model_name}: fold {number + 1} of {len(parts)} done", file=sys.stderr, flush=True)
         results[model_name] = {setting: {"folds": [fold[setting]["ranks"] for fold in per_fold],
                                          "ranks": np.concatenate([fold[setting]["ranks"] for fold in per_fold]),
                                          "ranks_all": np.concatenate([fold[setting]["ranks_all"] for fold in per_fold]),
+                                         **({"ranks_unseen": np.concatenate([fold[setting]["ranks_unseen"]
+                                                                             for fold in per_fold])}
+                                            if distractors else {}),
                                          "hubs": tuple(np.sum([fold[setting]["hubs"] for fold in per_fold], axis=0))}
                                for setting in SETTINGS}
     return results
@@ -101,6 +132,9 @@ def _gains(found: dict, reference: dict, name: str) -> dict:
     for k in (1, 20):
         row[f"R@{k} {name}"] = gain_text(paired_gain(found["ranks"], reference["ranks"], k=k))
         row[f"R@{k} {name}, all candidates"] = gain_text(paired_gain(found["ranks_all"], reference["ranks_all"], k=k))
+        if "ranks_unseen" in found:
+            row[f"R@{k} {name}, unseen candidates"] = gain_text(paired_gain(found["ranks_unseen"],
+                                                                            reference["ranks_unseen"], k=k))
         row[f"R@{k} {name} a fold"] = [round(recall_at_k(a, k) - recall_at_k(b, k), 3)
                                        for a, b in zip(found["folds"], reference["folds"])]
     return row
@@ -116,6 +150,8 @@ def table(results: dict) -> list[dict]:
                    "R@1": recall_at_k(found["ranks"], 1), "R@20": recall_at_k(found["ranks"], 20),
                    "R@1, all candidates": recall_at_k(found["ranks_all"], 1),
                    "R@20, all candidates": recall_at_k(found["ranks_all"], 20),
+                   **({"R@1, unseen candidates": recall_at_k(found["ranks_unseen"], 1),
+                       "R@20, unseen candidates": recall_at_k(found["ranks_unseen"], 20)} if "ranks_unseen" in found else {}),
                    "hubs' first places": f"{found['hubs'][0]} (top {found['hubs'][1]} hubs)"}
             if setting != "plain":
                 row.update(_gains(found, plain, "gain"))
@@ -148,6 +184,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--holdout", type=int, default=100, help="training pairs that pick the fine-tuned epoch")
     parser.add_argument("--unlabelled", type=Path, help="also the recipe with this pool's pseudo-pairs (candidates.csv)")
     parser.add_argument("--unlabelled-keep", type=float, default=None, help="the share of pseudo-pairs kept")
+    parser.add_argument("--distractors", type=Path, help="a pool folder (right/) whose right pictures join each fold's "
+                        "candidates, as many as make len(pairs): never trained on (see above)")
     parser.add_argument("--json", type=Path, help="write the table here")
     args = parser.parse_args(argv)
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -180,7 +218,12 @@ def main(argv: list[str]) -> int:
         models[DEFAULT] = fine_tuned(False)
         if pool is not None:
             models[POOLED] = fine_tuned(True)
-    rows = table(measure(models, parts, args.k))
+    distractors = pick_distractors(profile, pairs, args.distractors, len(pairs) - len(parts[0][1])) \
+        if args.distractors else None
+    if distractors and args.unlabelled and args.unlabelled.resolve() == args.distractors.resolve():
+        print("note: the pseudo-pair model trained on --distractors' pictures; its unseen column is not unseen",
+              file=sys.stderr)
+    rows = table(measure(models, parts, args.k, distractors))
     if histories:
         summary = {"model": POOLED, "pseudo-labels": pseudo_label_summary([histories[n] for n in sorted(histories)])}
         rows.append(summary)

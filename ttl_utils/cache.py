@@ -2,7 +2,8 @@
 
 `cached` is the cache-or-compute call for values (embeddings, ranks, saliency maps);
 training runs, which write checkpoints and resume, go through `train.state.cached_training`,
-built on the same `cache_path`. Every file is written atomically (`storage`).
+built on the same `cache_path`. Every file is written atomically with a header
+(`storage.save_cache`); one that is damaged or misplaced is computed again with a warning.
 
 >>> cache_path("ranks", data="abc").name
 'c9d62ae183a63453.pt'
@@ -16,7 +17,7 @@ from typing import Any
 
 from .config import artifacts_dir
 from .digests import content_digest
-from .storage import load_torch, save_torch
+from .storage import read_cache, save_cache
 
 __all__ = ["cache_path", "cached"]
 
@@ -33,8 +34,9 @@ def cached(kind: str, compute: Callable[[], Any], **key: Any) -> Any:
     lists and dicts of them.
     """
     path = cache_path(kind, **key)
-    if path.is_file():
-        return load_torch(path)
+    found = read_cache(path)
+    if found is not None:
+        return found
     result = compute()
-    save_torch(result, path)
+    save_cache(result, path)
     return result

@@ -65,6 +65,14 @@ def _layers(text: str) -> tuple[str, ...]:
     return layers
 
 
+def _file(text: str) -> Path:
+    """A file to write (`--json`, `--figure`, `--out`): a name ending in a separator is a folder, refused
+    like an existing folder (the separator would otherwise be dropped and a file written beside it)."""
+    if text.endswith(("/", "\\")):
+        raise argparse.ArgumentTypeError(f"{text}: that is a folder; give a file name in it (e.g. {text}result).")
+    return Path(text)
+
+
 def _positive(text: str) -> int:
     """An integer of at least 1 (0 would mean nothing here, not "the default")."""
     try:
@@ -185,7 +193,7 @@ def _add_demo(sub) -> None:
                                                                           f"(default {cpu.demo_size})")
     p.add_argument("--seed", type=int, default=0, help="the same seed draws the same pairs (default 0)")
     p.add_argument("--out", type=Path, help="folder to write left/ and right/ into")
-    p.add_argument("--figure", type=Path, help="picture to write, e.g. figures/demo_pairs (.png is added)")
+    p.add_argument("--figure", type=_file, help="picture to write, e.g. figures/demo_pairs (.png is added)")
     p.add_argument("--cols", type=_positive, default=4, help="pairs a row in the picture (default 4)")
     p.add_argument("--rows", type=_positive, default=3, help="rows in the picture (default 3)")
 
@@ -203,6 +211,13 @@ def _add_hub_bank(p: argparse.ArgumentParser) -> None:
                    help="correct for hubs (CSLS) against a folder with left/ and right/ holding none of the evaluated "
                         "pictures, e.g. data/unlabelled; a candidate near many bank pictures ranks lower")
     p.add_argument("--hub-k", type=_positive, default=10, help="bank pictures a candidate is compared with (default 10)")
+    _add_hub_correction(p)
+
+
+def _add_hub_correction(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hub-correction", action=argparse.BooleanOptionalAction, default=None,
+                   help="rank a fine-tuned checkpoint by CSLS against the training pictures it keeps (default: the "
+                        "profile's, see `env`); --hub-bank gives another bank")
 
 
 def _add_evaluate(sub) -> None:
@@ -223,7 +238,7 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
     p.add_argument("--no-cache", action="store_true", help="recompute embeddings even if cached under artifacts/")
-    p.add_argument("--json", type=Path, help=_JSON_HELP)
+    p.add_argument("--json", type=_file, help=_JSON_HELP)
     p.add_argument("--flip", action="store_true", help=_FLIP_HELP)
     _add_hub_bank(p)
     _add_model_flags(p, "--model")
@@ -242,8 +257,8 @@ def _add_compare(sub) -> None:
                    help="the saved split's test pairs (default) or every pair")
     p.add_argument("--subset", choices=("all", "generic"), default="all",
                    help="generic: only pairs with no face found on either side (the study's setting)")
-    p.add_argument("--figure", type=Path, help="write PREFIX_rank_histogram.png and PREFIX_cmc.png")
-    p.add_argument("--json", type=Path, help=_JSON_HELP + "; it holds the table, verdicts and ranks")
+    p.add_argument("--figure", type=_file, help="write PREFIX_rank_histogram.png and PREFIX_cmc.png")
+    p.add_argument("--json", type=_file, help=_JSON_HELP + "; it holds the table, verdicts and ranks")
     p.add_argument("--batch-size", type=_positive, default=None, help=_BATCH_HELP)
     p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
@@ -269,10 +284,12 @@ def _add_find(sub) -> None:
     p.add_argument("--data", type=Path, default=None,
                    help="the dataset whose chosen fine-tuned model is the default (default: $TTL_DATA, data/ttl, demo)")
     p.add_argument("--top", type=_positive, default=5, help="matches a query (default 5)")
-    p.add_argument("--figure", type=Path, help="write FIGURE.png: each query and its matches")
+    p.add_argument("--keep-self", action="store_true",
+                   help="keep a query's own file (the same content) among its matches; by default it is left out")
+    p.add_argument("--figure", type=_file, help="write FIGURE.png: each query and its matches")
     p.add_argument("--explain", action="store_true",
                    help="in the figure, overlay the saliency of each similarity on the query and the match")
-    p.add_argument("--json", type=Path, help=_JSON_HELP)
+    p.add_argument("--json", type=_file, help=_JSON_HELP)
     p.add_argument("--batch-size", type=_positive, default=None, help=_BATCH_HELP)
     p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
@@ -284,6 +301,7 @@ def _add_find(sub) -> None:
                         "data/ttl/left; a gallery picture near many of them is ranked lower")
     p.add_argument("--hub-k", type=_positive, default=10, help="bank pictures a gallery picture is compared with "
                                                                 "(default 10)")
+    _add_hub_correction(p)
     _add_model_flags(p, "--model")
 
 
@@ -299,7 +317,7 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--data", type=Path, required=True, action="append",
                    help="image folder, searched recursively (ImageNet train/, TTL, ...); give it again for more "
                         "folders (--data data/ttl --data data/unlabelled)")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint path, written after every epoch")
+    p.add_argument("--out", type=_file, required=True, help="checkpoint path, written after every epoch")
     p.add_argument("--init", default=None, metavar="SPEC",
                    help=f"where training starts: {_SPEC} (default: the profile's backbone, ImageNet weights)")
     p.add_argument("--epochs", type=_positive, default=None, help="default: the profile's recipe")
@@ -376,7 +394,7 @@ def _add_finetune(sub) -> None:
     p.add_argument("--split", choices=("train", "all"), default="train",
                    help="train: the saved split's train pairs, early stopping on its val pairs; all: every pair, "
                         "no validation (to evaluate on another dataset)")
-    p.add_argument("--out", type=Path, required=True, help="checkpoint path (the best epoch), for evaluate --model")
+    p.add_argument("--out", type=_file, required=True, help="checkpoint path (the best epoch), for evaluate --model")
     _add_finetune_model(p)
     _add_finetune_training(p)
     p.add_argument("--workers", type=_count, default=None, help=_WORKERS_HELP)
@@ -390,7 +408,22 @@ def _add_env(sub) -> None:
     p = _command(sub, "env", "print the settings in force: profile, device, data, figures and cache folders, versions",
                  ["", "--profile smoke --json -"])
     p.add_argument("--data", type=Path, default=None, help=_DATA_HELP)
-    p.add_argument("--json", type=Path, help=_JSON_HELP)
+    p.add_argument("--json", type=_file, help=_JSON_HELP)
+
+
+def _add_cache(sub) -> None:
+    p = _command(sub, "cache", "list what artifacts/ holds by kind, with sizes; --prune removes what was not used lately",
+                 ["", "--prune --older-than 14", "--prune --kind embeddings --kind gallery"],
+                 description="Every cached result (embeddings, trunk outputs, training runs, ONNX exports, ...) can be "
+                             "computed again: removing it costs time, never a result. A cache file's time is the last "
+                             "time it was used.")
+    p.add_argument("--prune", action="store_true", help="remove the files of --kind, or those unused for --older-than "
+                                                        "days, and temporary files interrupted writes left")
+    p.add_argument("--older-than", type=_positive, default=30, metavar="DAYS",
+                   help="with --prune: files not used for this many days (default 30)")
+    p.add_argument("--kind", action="append", default=None, metavar="KIND",
+                   help="with --prune: remove every file of this kind (a folder of artifacts/; give it again for more)")
+    p.add_argument("--json", type=_file, help=_JSON_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ttl_utils {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_add_download, _add_check, _add_demo, _add_evaluate, _add_compare, _add_find, _add_pretrain,
-                _add_finetune, _add_env):
+                _add_finetune, _add_env, _add_cache):
         add(sub)
     return parser
 
@@ -466,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
 def _report(err: Exception, args: argparse.Namespace) -> int:
     """Print `err` as one `error:` line and return its exit status (2: usage, 1: data or run); re-raise
     what is a bug, not the user's doing."""
-    from .errors import BusyError, DownloadError, UnreadableImage, WeightsUnavailableError
+    from .errors import BusyError, DiskFullError, DownloadError, UnreadableImage, WeightsUnavailableError
 
     if isinstance(err, UnreadableImage):
         data = getattr(args, "data", None)
@@ -479,5 +512,9 @@ def _report(err: Exception, args: argparse.Namespace) -> int:
         return 1
     if not isinstance(err, (ValueError, OSError, FloatingPointError, DownloadError, WeightsUnavailableError, BusyError)):
         raise err  # not the user's doing: a bug, whose traceback is what a report needs
+    if isinstance(err, DiskFullError) and args.command in ("finetune", "pretrain"):
+        print(f"error: {_one_line(err)} The training state on disk is the last epoch saved whole: add --resume to "
+              "continue from it.", file=sys.stderr)
+        return 1
     print(f"error: {_one_line(err)}", file=sys.stderr)
     return 2 if isinstance(err, UsageError) else 1

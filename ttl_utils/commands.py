@@ -181,15 +181,28 @@ def _evaluated_model(args: argparse.Namespace):
     return embedder, Preprocessing.for_size(args.image_size or args.profile.image_size), {}
 
 
-def _hub_bank(args: argparse.Namespace, pairs):
-    """Return the `HubBank` of `evaluate/compare --hub-bank` (checked against the evaluated pairs), or None."""
-    if args.hub_bank is None:
-        return None
-    from .evaluate.compare import HubBank
+def _hub_bank(args: argparse.Namespace, pairs, extra: dict | None = None, name: str = "the model"):
+    """Return the bank `evaluate`, `compare` and `find` rank by CSLS with: `--hub-bank FOLDER` (checked
+    against the evaluated pairs); else, with hub correction on (`--hub-correction`, or the profile's
+    default), the training pictures a fine-tuned checkpoint keeps (`extra`); else None."""
+    from .evaluate.hubs import TrainingBank
 
-    bank = HubBank(args.hub_bank, args.hub_k)
-    bank.check(pairs)
-    print(bank.describe()[0].upper() + bank.describe()[1:])
+    if args.hub_bank is not None:
+        if args.hub_correction is False:
+            raise UsageError("--hub-bank and --no-hub-correction contradict each other: give one of them.")
+        from .evaluate.compare import HubBank
+
+        bank = HubBank(args.hub_bank, args.hub_k)
+        if pairs is not None:
+            bank.check(pairs)
+    else:
+        on = args.profile.hub_correction if args.hub_correction is None else args.hub_correction
+        bank = TrainingBank.from_extra(extra, args.hub_k) if on else None
+        if on and bank is None and args.hub_correction:
+            raise UsageError(f"--hub-correction: {name} keeps no training pictures to correct with (a backbone, or a "
+                             "checkpoint fine-tuned before banks were kept): give --hub-bank FOLDER.")
+    if bank is not None:
+        print(f"{name}: {bank.describe()}")
     return bank
 
 
@@ -205,7 +218,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
     pairs = _pairs(args, args.split)
     _enough_pairs(pairs, args.split)
     _warn_if_trained_on(args.model, extra, pairs)
-    bank = _hub_bank(args, pairs)
+    bank = _hub_bank(args, pairs, extra, args.model or args.profile.backbone)
     report = evaluate_model(embedder, preprocessing, pairs, batch_size=inference_batch(args.profile, device, args.batch_size),
                             device=device, num_workers=args.workers, cache=not args.no_cache, bank=bank)
     print(format_report(report))
@@ -239,11 +252,14 @@ def compare_command(args: argparse.Namespace) -> None:
 
         pairs = generic_subset(pairs)
     _enough_pairs(pairs, args.split)
-    for spec in specs:
+    extras = {name: checkpoint_extra(spec.checkpoint) if spec.checkpoint is not None else {}
+              for name, spec in zip(names, specs)}
+    for name, spec in zip(names, specs):
         if spec.checkpoint is not None:
-            _warn_if_trained_on(spec.text, checkpoint_extra(spec.checkpoint), pairs)
+            _warn_if_trained_on(spec.text, extras[name], pairs)
+    banks = _compare_banks(args, pairs, extras)
     ranked = compare_models(loaded, pairs, device, inference_batch(args.profile, device, args.batch_size), args.workers,
-                            cache=not args.no_cache, bank=_hub_bank(args, pairs))
+                            cache=not args.no_cache, bank=banks)
     table, lines = comparison_table(ranked), verdicts(ranked)
     print(format_comparison(table, lines, f"{pairs.name}: {len(pairs)} queries among {len(pairs)} candidates"))
     if figure:
@@ -255,7 +271,28 @@ def compare_command(args: argparse.Namespace) -> None:
             print(f"Wrote {save_fig(fig, f'{figure.name}_{suffix}', Figures(figure.parent))}")
     if args.json:
         write_json(comparison_summary(ranked, table, lines, data=pairs.name, fingerprint=pairs.fingerprint,
-                                      split=args.split, subset=args.subset, specs=dict(zip(names, args.model))), args)
+                                      split=args.split, subset=args.subset, specs=dict(zip(names, args.model)),
+                                      hub_correction={name: bank.to_dict() if bank is not None else None
+                                                      for name, bank in banks.items()}), args)
+
+
+def _compare_banks(args: argparse.Namespace, pairs, extras: dict[str, dict]) -> dict:
+    """Return each compared model's hub bank (`_hub_bank`), or None where it ranks by cosine; asked for
+    explicitly (`--hub-correction`), at least one model must keep a bank."""
+    explicit = args.hub_correction
+    if explicit and args.hub_bank is None and not any(extra.get("hub_bank") for extra in extras.values()):
+        raise UsageError("--hub-correction: none of the models keeps training pictures to correct with: give "
+                         "--hub-bank FOLDER.")
+    if args.hub_bank is not None:
+        shared = _hub_bank(args, pairs, name="every model")
+        return {name: shared for name in extras}
+    quiet = argparse.Namespace(**{**vars(args), "hub_correction": None if not explicit else True})
+    banks = {name: _hub_bank(quiet, pairs, extra, name) if extra.get("hub_bank") or not explicit else None
+             for name, extra in extras.items()}
+    if any(bank is None for bank in banks.values()) and any(bank is not None for bank in banks.values()):
+        print("Ranked by cosine (no bank of training pictures): "
+              + ", ".join(name for name, bank in banks.items() if bank is None))
+    return banks
 
 
 def find_command(args: argparse.Namespace) -> None:
@@ -264,7 +301,7 @@ def find_command(args: argparse.Namespace) -> None:
     from .data.gallery import Gallery
     from .data.inputs import image_files, read_image
     from .evaluate.embeddings import gallery_embeddings
-    from .find import choose_model, find_lookalikes
+    from .find import choose_model, find_lookalikes, own_files
     from .runtime import choose_device, inference_batch
 
     if args.explain and not args.figure:
@@ -281,24 +318,19 @@ def find_command(args: argparse.Namespace) -> None:
     if args.hub_bank is not None and not args.hub_bank.is_dir():
         raise UsageError(f"--hub-bank {args.hub_bank}: no such folder (give pictures of the queries' kind, e.g. "
                          "data/ttl/left).")
-    embedder, preprocessing, described = choose_model(args.profile, args.model, args.data)
+    embedder, preprocessing, described, extra = choose_model(args.profile, args.model, args.data)
     preprocessing = _flipped(preprocessing, args)
     print(f"Model: {described}" + (", flip-averaged" if preprocessing.flip else ""))
     kept, vectors = gallery_embeddings(embedder, preprocessing, gallery, device,
                                        inference_batch(args.profile, device, args.batch_size), args.workers,
                                        cache=not args.no_cache)
-    penalty = None
-    if args.hub_bank is not None:
-        from .evaluate.hubs import hubness
-
-        _, bank = gallery_embeddings(embedder, preprocessing, Gallery.from_folder(args.hub_bank), device,
-                                     inference_batch(args.profile, device, args.batch_size), args.workers,
-                                     cache=not args.no_cache)
-        penalty = hubness(vectors, bank, args.hub_k)
-        print(f"Hub correction (CSLS): {len(bank)} bank pictures of {args.hub_bank}, {args.hub_k} nearest")
-    found = find_lookalikes(embedder, preprocessing, images, kept, vectors, args.top, penalty=penalty)
-    for path, matches in zip(queries, found):
-        print(f"{path}: {len(matches)} look-alikes among {len(kept)} pictures of {kept.name}")
+    penalty = _find_penalty(args, extra, kept, vectors, embedder, preprocessing, device)
+    own = [set() for _ in queries] if args.keep_self else own_files(queries, kept)
+    found = find_lookalikes(embedder, preprocessing, queries, kept, vectors, args.top, penalty=penalty, leave_out=own)
+    for path, matches, rows in zip(queries, found, own):
+        print(f"{path}: {len(matches)} look-alikes among {len(kept)} pictures of {kept.name}"
+              + (f" (its own file, {', '.join(kept.labels[r] for r in sorted(rows))}, left out: --keep-self keeps it)"
+                 if rows else ""))
         for m in matches:
             print(f"  {m.rank:>3}. {m.label}  cosine {m.score:.3f}")
     if figure:
@@ -309,6 +341,26 @@ def find_command(args: argparse.Namespace) -> None:
                         {"rank": m.rank, "label": m.label, "cosine": m.score,
                          "file": None if isinstance(kept.images[m.index], np.ndarray) else str(kept.images[m.index])}
                         for m in matches]} for path, matches in zip(queries, found)]}, args)
+
+
+def _find_penalty(args: argparse.Namespace, extra: dict, gallery, vectors, embedder, preprocessing, device):
+    """Return the gallery's CSLS penalty for `find` (`--hub-bank FOLDER` of pictures like the queries, or the
+    training pictures the checkpoint keeps: `_hub_bank`), or None to rank by cosine."""
+    from .data.gallery import Gallery
+    from .evaluate.embeddings import gallery_embeddings
+    from .evaluate.hubs import gallery_penalty, hubness
+    from .runtime import inference_batch
+
+    if args.hub_bank is not None:
+        if args.hub_correction is False:
+            raise UsageError("--hub-bank and --no-hub-correction contradict each other: give one of them.")
+        _, bank = gallery_embeddings(embedder, preprocessing, Gallery.from_folder(args.hub_bank), device,
+                                     inference_batch(args.profile, device, args.batch_size), args.workers,
+                                     cache=not args.no_cache)
+        print(f"Hub correction (CSLS): {len(bank)} bank pictures of {args.hub_bank}, {args.hub_k} nearest")
+        return hubness(vectors, bank, args.hub_k)
+    bank = _hub_bank(args, None, extra, "the model")
+    return gallery_penalty(vectors, gallery.labels, bank.left, bank.right, bank.k) if bank is not None else None
 
 
 def _find_figure(args, figure: Path, queries, images, gallery, found, embedder, preprocessing) -> None:
@@ -393,7 +445,7 @@ def finetune_command(args: argparse.Namespace) -> None:
     from .data.splits import split_pairs
     from .runtime import choose_device
     from .storage import exclusive
-    from .train.finetune import finetune
+    from .train.finetune import finetune, keep_hub_bank
     from .train.recipes import FinetuneConfig
 
     _output(args.out, "--out", "ft.pt")
@@ -418,6 +470,10 @@ def finetune_command(args: argparse.Namespace) -> None:
     pool = _finetune_pool(args, pairs) if args.unlabelled is not None else None
     with exclusive(args.out):
         result = finetune(config, train, val, resume=args.resume, pool=pool)
+        bank = keep_hub_bank(result.checkpoint, config, train)
+    if bank is not None:
+        print(f"The checkpoint keeps {len(bank['left'])} training pairs' embeddings for hub correction "
+              "(evaluate, compare and find --hub-correction)")
     metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
     print(f"Best epoch {result.best_epoch}" + (f": {metrics}" if metrics else ""))
     print(f"Wrote {result.checkpoint} (training state: {result.checkpoint}.state.pt)")
@@ -453,7 +509,7 @@ def env_command(args: argparse.Namespace) -> None:
     cache = artifacts_dir()
     settings = {
         "profile": {"name": profile.name, "image_size": profile.image_size, "batch_size": profile.batch_size,
-                    "epochs": profile.epochs, "backbone": profile.backbone},
+                    "epochs": profile.epochs, "backbone": profile.backbone, "hub_correction": profile.hub_correction},
         "device": device, "cuda": cuda_available(), "engine": engine_name(device), "cores": os.cpu_count(),
         "data": str(data) if data is not None else f"the demo data ({profile.demo_pairs} pairs at {profile.demo_size} px)",
         "figures": str(figures_dir(profile, demo=data is None)),
@@ -462,7 +518,8 @@ def env_command(args: argparse.Namespace) -> None:
     }
     p = settings["profile"]
     print(f"profile   {profile.name}: {p['image_size']} px, batch {p['batch_size']}, {p['epochs']} epochs, "
-          f"backbone {p['backbone']}")
+          f"backbone {p['backbone']}; hub correction {'on' if p['hub_correction'] else 'off'} for fine-tuned "
+          "checkpoints (--hub-correction)")
     print(f"device    {device} ({'CUDA available' if settings['cuda'] else 'no CUDA'}; {settings['cores']} cores; "
           f"frozen forwards in {settings['engine']})")
     print(f"data      {settings['data']}")
@@ -471,3 +528,54 @@ def env_command(args: argparse.Namespace) -> None:
     print("versions  " + ", ".join(f"{name} {version or 'not installed'}" for name, version in settings["versions"].items()))
     if args.json:
         write_json(settings, args)
+
+
+def _cache_kinds(root: Path) -> dict[str, list[Path]]:
+    """Return the files under `artifacts/` by kind (its first-level folders; loose files under "other")."""
+    kinds: dict[str, list[Path]] = {}
+    if root.is_dir():
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                kind = path.relative_to(root).parts[0] if len(path.relative_to(root).parts) > 1 else "other"
+                kinds.setdefault(kind, []).append(path)
+    return kinds
+
+
+def cache_command(args: argparse.Namespace) -> None:
+    root = artifacts_dir()
+    kinds = _cache_kinds(root)
+    if args.kind and not args.prune:
+        raise UsageError("--kind says what --prune removes: add --prune.")
+    unknown = [kind for kind in args.kind or () if kind not in kinds]
+    if unknown:
+        raise UsageError(f"--kind {unknown[0]}: artifacts/ holds no such kind; it holds "
+                         + (", ".join(kinds) or "nothing") + ".")
+    removed: list[Path] = []
+    freed = 0
+    if args.prune:
+        cutoff = time.time() - args.older_than * 86400
+        for kind, files in kinds.items():
+            for path in files:
+                try:
+                    stale = path.name.endswith(".tmp") or path.stat().st_mtime < cutoff
+                    if (args.kind and kind in args.kind) or (not args.kind and stale):
+                        size = path.stat().st_size
+                        path.unlink()
+                        removed.append(path)
+                        kinds[kind] = [p for p in kinds[kind] if p != path]
+                        freed += size
+                except OSError:
+                    continue
+    table = {kind: {"files": len(files), "bytes": sum(p.stat().st_size for p in files if p.exists())}
+             for kind, files in kinds.items() if files}
+    for kind, row in sorted(table.items(), key=lambda item: -item[1]["bytes"]):
+        print(f"{kind:<20} {row['files']:>6} files {row['bytes'] / 2**20:>10.1f} MB")
+    total = sum(row["bytes"] for row in table.values())
+    print(f"{'total':<20} {sum(r['files'] for r in table.values()):>6} files {total / 2**20:>10.1f} MB  ({root})")
+    if args.prune:
+        print(f"Removed {len(removed)} file(s), {freed / 2**20:.1f} MB"
+              + (f" of {', '.join(args.kind)}" if args.kind else f" unused for {args.older_than} days or left by "
+                 "interrupted writes") + ": each is computed again when needed.")
+    if args.json:
+        write_json({"folder": str(root), "kinds": table, "bytes": total,
+                    "removed": [str(p.relative_to(root)) for p in removed]}, args)

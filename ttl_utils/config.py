@@ -35,6 +35,9 @@ __all__ = ["DEFAULT_MAX_PIXELS", "Figures", "Profile", "PROFILES", "artifacts_di
 DEFAULT_MAX_PIXELS = 128_000_000  # admits every phone photo up to 108 megapixels; TTL_MAX_PIXELS changes it
 
 
+HUB_CORRECTION = True
+
+
 @dataclass(frozen=True)
 class Profile:
     """The size of a run: images, batches, training length, backbone, demo data.
@@ -50,6 +53,9 @@ class Profile:
     num_workers: int
     demo_pairs: int
     demo_size: int
+    # evaluate, compare and find rank a fine-tuned checkpoint by CSLS against the training pictures it
+    # keeps (`evaluate.hubs.TrainingBank`) unless told otherwise: chosen on held-out folds (README)
+    hub_correction: bool = HUB_CORRECTION
 
 
 PROFILES: dict[str, Profile] = {

@@ -10,8 +10,8 @@ imports anything, so the command line knows them before it loads a model.
 
 from __future__ import annotations
 
-__all__ = ["BusyError", "CheckpointError", "DatasetError", "DownloadError", "InputError", "UnreadableImage", "UsageError",
-           "WeightsUnavailableError"]
+__all__ = ["BusyError", "CheckpointError", "DatasetError", "DiskFullError", "DownloadError", "InputError",
+           "UnreadableImage", "UsageError", "WeightsUnavailableError"]
 
 
 class UsageError(ValueError):
@@ -61,3 +61,11 @@ class CheckpointError(ValueError):
 
 class BusyError(RuntimeError):
     """Another run writes the same output; the message names it and the process."""
+
+
+class DiskFullError(OSError):
+    """A file could not be written because its disk is full; the message names it. What the file held
+    before is kept (every write goes to a temporary file first)."""
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""

@@ -25,18 +25,20 @@ import torch
 from .config import Profile
 from .data.folders import resolve_pairs
 from .data.gallery import Gallery
-from .data.inputs import MIN_SIDE, read_image, why_unreadable
+from .data.inputs import MIN_SIDE, why_unreadable
 from .data.pairs import open_rgb
+from .digests import source_digests
 from .errors import DatasetError, InputError
 from .evaluate.embeddings import embed_queries
 from .evaluate.ranking import search
 from .explain.saliency import explain_matches
-from .models.checkpoints import load_model
+from .models.catalog import parse_model
+from .models.checkpoints import checkpoint_extra, load_model
 from .models.embedder import Embedder
 from .models.preprocessing import Preprocessing, denormalise
 from .train.recipes import SaliencySettings
 
-__all__ = ["Match", "choose_model", "find_lookalikes", "lookalike_picker", "lookalike_rows"]
+__all__ = ["Match", "choose_model", "find_lookalikes", "lookalike_picker", "lookalike_rows", "own_files"]
 
 log = logging.getLogger(__name__)
 
@@ -52,39 +54,69 @@ class Match:
 
 
 def find_lookalikes(embedder: Embedder, preprocessing: Preprocessing, queries: Sequence, gallery: Gallery,
-                    vectors: torch.Tensor, top: int = 5, penalty: torch.Tensor | None = None) -> list[list[Match]]:
-    """Return the `top` look-alikes in `gallery` (embedded as `vectors`) of each query: a path, checked
-    with `data.inputs.read_image` (a bad one raises `InputError` naming it), or a PIL image. With
-    `penalty` (`evaluate.hubs.hubness` of the gallery against a bank), they are ranked by CSLS."""
-    images = [read_image(q) if isinstance(q, (str, Path)) else q for q in queries]
-    scores, indices = search(embed_queries(embedder, preprocessing, images), vectors, top, penalty)
-    return [[Match(rank + 1, int(i), gallery.labels[int(i)], float(s)) for rank, (s, i) in enumerate(zip(row_s, row_i))]
-            for row_s, row_i in zip(scores, indices)]
+                    vectors: torch.Tensor, top: int = 5, penalty: torch.Tensor | None = None,
+                    leave_out: Sequence[set[int]] | None = None) -> list[list[Match]]:
+    """Return the `top` look-alikes in `gallery` (embedded as `vectors`) of each query: a path or a PIL image.
+
+    A path is checked by the one picture rule (`data.inputs.why_unreadable`; a bad one raises
+    `InputError` naming it) and decoded exactly as a gallery picture is (reduced to the model's
+    resize), so a query that is also in the gallery embeds as its gallery copy does. With `penalty`
+    (`evaluate.hubs.hubness` of the gallery against a bank) they are ranked by CSLS. `leave_out[q]`
+    holds gallery rows never returned for query `q` (its own file)."""
+    images = []
+    for query in queries:
+        if isinstance(query, (str, Path)):
+            reason = why_unreadable(query, MIN_SIDE)
+            if reason:
+                raise InputError(f"{query}: {reason}.")
+            query = open_rgb(query, min_side=preprocessing.resize)
+        images.append(query)
+    skip = [set(rows) for rows in leave_out] if leave_out is not None else [set() for _ in images]
+    scores, indices = search(embed_queries(embedder, preprocessing, images), vectors,
+                             top + max((len(rows) for rows in skip), default=0), penalty)
+    found = []
+    for row_s, row_i, rows in zip(scores, indices, skip):
+        kept = [(float(s), int(i)) for s, i in zip(row_s, row_i) if int(i) not in rows][:top]
+        found.append([Match(rank + 1, i, gallery.labels[i], s) for rank, (s, i) in enumerate(kept)])
+    return found
+
+
+def own_files(queries: Sequence[Path], gallery: Gallery) -> list[set[int]]:
+    """Return, for each query file, the gallery rows holding the same content (its own file, or a copy)."""
+    wanted = source_digests(list(queries), desc="Reading the queries")
+    where: dict[str, set[int]] = {}
+    for row, digest in enumerate(source_digests(list(gallery.images), desc="Reading the gallery")):
+        where.setdefault(digest, set()).add(row)
+    return [where.get(digest, set()) for digest in wanted]
 
 
 def choose_model(profile: Profile, spec: str | None = None, data: str | Path | None = None
-                 ) -> tuple[Embedder, Preprocessing, str]:
-    """Return `(embedder, preprocessing, description)`: the MODEL `spec` (a checkpoint or backbone, as
-    in `compare`), else the profile's chosen fine-tuned model if it was trained on the default data,
-    else the profile's backbone zero-shot; the description says which and why."""
+                 ) -> tuple[Embedder, Preprocessing, str, dict]:
+    """Return `(embedder, preprocessing, description, extra)`: the MODEL `spec` (a checkpoint or backbone,
+    as in `compare`), else the profile's chosen fine-tuned model if it was trained on the default
+    data, else the profile's backbone zero-shot; the description says which and why, `extra` is what
+    a checkpoint records (its hub bank among it; empty for a backbone)."""
     if spec:
+        checkpoint = parse_model(spec).checkpoint
         embedder, preprocessing = load_model(spec, profile)
-        return embedder, preprocessing, f"{spec} ({embedder.describe()['weights']})"
+        return (embedder, preprocessing, f"{spec} ({embedder.describe()['weights']})",
+                checkpoint_extra(checkpoint) if checkpoint is not None else {})
     try:
         pairs = resolve_pairs(data, profile)
     except DatasetError as err:  # the default data is only consulted for its model: fall back, say why
         embedder, preprocessing = load_model(profile.backbone, profile)
         why = str(err).splitlines()[0]
-        return embedder, preprocessing, f"{profile.backbone} zero-shot (the default data cannot be read: {why})"
+        return embedder, preprocessing, f"{profile.backbone} zero-shot (the default data cannot be read: {why})", {}
     from .pipeline import chosen_if_trained  # the training code is loaded only to look up the cached default
 
     checkpoint = chosen_if_trained(profile, pairs)
     if checkpoint is not None:
         embedder, preprocessing = load_model(str(checkpoint), profile)
-        return embedder, preprocessing, f"the chosen fine-tuned model of {pairs.name} ({checkpoint})"
+        return (embedder, preprocessing, f"the chosen fine-tuned model of {pairs.name} ({checkpoint})",
+                checkpoint_extra(checkpoint))
     embedder, preprocessing = load_model(profile.backbone, profile)
     return embedder, preprocessing, (f"{profile.backbone} zero-shot (no fine-tuned model of {pairs.name} is cached: "
-                                     "run notebook 05, or pass --model)")
+                                     "run notebook 05, or pass --model)"), {}
 
 
 def lookalike_rows(embedder: Embedder, preprocessing: Preprocessing, queries: Sequence[tuple[str, object]],

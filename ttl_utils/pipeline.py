@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .cache import cached
 from .config import Profile, artifacts_dir
+from .data.demo import write_demo_pool
 from .data.explore import duplicate_threshold
 from .data.folders import write_pairs
 from .data.pairs import PairSet
@@ -40,7 +41,7 @@ from .models.checkpoints import checkpoint_extra, load_checkpoint
 from .models.embedder import Embedder, build_embedder
 from .models.preprocessing import Preprocessing
 from .runtime import choose_device, inference_batch
-from .train.finetune import FinetuneResult, cached_finetune, finished_finetune
+from .train.finetune import FinetuneResult, cached_finetune, finished_finetune, keep_hub_bank
 from .train.pair_classifier import evaluate_pair_classifier
 from .train.pretrain import cached_pretrain
 from .train.recipes import (
@@ -54,9 +55,9 @@ from .train.recipes import (
 
 __all__ = ["BARLOW_TWINS", "IMAGENET", "NO_BLUR", "SHORT", "STUDY_WEIGHTS", "SeedRun", "VIEWS", "barlow_twins",
            "barlow_twins_scale", "budget_points", "chosen_if_trained", "finetuned", "finetuning_pool",
-           "imagenet_embeddings", "learned_distance", "learned_distance_variants",
+           "finetuning_pool_for",           "imagenet_embeddings", "learned_distance", "learned_distance_variants",
            "missing_study_weights", "pool_near_copies", "pretraining_description", "pretraining_images",
-           "pretraining_pool", "rank_seed_runs", "runs_of", "seed_runs", "study_note",
+           "pretraining_pool", "pseudo_labelled", "rank_seed_runs", "runs_of", "seed_runs", "study_note",
            "study_resnet50", "study_scope", "unlabelled_pool"]
 
 # The study's exact setting: ResNet-50, supervised ImageNet weights vs the official Barlow Twins ones.
@@ -103,9 +104,13 @@ def learned_distance_variants(profile: Profile, pairs: PairSet, base: PairTraini
 
 def finetuned(profile: Profile, pairs: PairSet, config: FinetuneConfig | None = None) -> FinetuneResult:
     """Return the chosen fine-tuned model (notebook 05's): the profile's recipe, or `config`, trained on
-    the saved split's train pairs with its epoch selected on the val pairs."""
+    the saved split's train pairs with its epoch selected on the val pairs. Its checkpoint keeps its
+    training pictures' embeddings (`train.finetune.keep_hub_bank`)."""
     split = split_pairs(pairs)
-    return cached_finetune(config or FinetuneConfig.for_profile(profile), split["train"], split["val"])
+    config = config or FinetuneConfig.for_profile(profile)
+    result = cached_finetune(config, split["train"], split["val"])
+    keep_hub_bank(result.checkpoint, config, split["train"])  # what find and evaluate correct hubs with
+    return result
 
 
 def chosen_if_trained(profile: Profile, pairs: PairSet) -> Path | None:
@@ -154,6 +159,36 @@ def finetuning_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool, held
     model is chosen or judged on: `pool_near_copies`), and how many were left out."""
     near, _ = pool_near_copies(profile, pairs, pool, held_ids)
     return pool.without([path for path, out in zip(pool.pictures(), near.tolist()) if out]), int(near.sum())
+
+
+def finetuning_pool_for(profile: Profile, pairs: PairSet, pool: str | Path | None = None
+                        ) -> tuple[UnlabelledPool | None, str]:
+    """Return the unlabelled pool whose pseudo-pairs notebook 05 fine-tunes with, and a line saying what it is.
+
+    The pool is `data.pool.chosen_pool(pool)` (`pool`, `$TTL_UNLABELLED`, `data/unlabelled`); on the demo
+    data without one, a demo pool of other demo pairs with candidate lists (written once under
+    `artifacts/demo-pool/`). Its pictures that nearly copy a validation or test picture are left
+    out (`finetuning_pool`). None when real pairs have no pool beside them."""
+    folder = chosen_pool(pool)
+    if folder is None and pairs.layout == "demo":
+        n = max(20, profile.demo_pairs // 2)
+        folder = write_demo_pool(artifacts_dir() / "demo-pool" / f"{n}-{profile.demo_size}px", n, profile.demo_size)
+    if folder is None:
+        return None, "No unlabelled pool (give TTL_UNLABELLED or data/unlabelled/): the pseudo-pair model is not trained."
+    whole = load_pool(folder)
+    split = split_pairs(pairs)
+    chosen, left_out = finetuning_pool(profile, pairs, whole, [*split["val"].ids, *split["test"].ids])
+    return chosen, (f"Unlabelled pool {whole.name}: {len(chosen.left)} left and {len(chosen.right)} right pictures, "
+                    f"{len(chosen.candidates)} candidate lists; {left_out} pictures left out as near-copies of a "
+                    "validation or test picture.")
+
+
+def pseudo_labelled(profile: Profile, pairs: PairSet, pool: UnlabelledPool,
+                    config: FinetuneConfig | None = None) -> FinetuneResult:
+    """Return the chosen recipe (or `config`) fine-tuned like `finetuned`, with `pool`'s pseudo-pairs added
+    (`finetune(..., pool=)`, cached)."""
+    split = split_pairs(pairs)
+    return cached_finetune(config or FinetuneConfig.for_profile(profile), split["train"], split["val"], pool=pool)
 
 
 def pretraining_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool) -> tuple[str, int]:

@@ -6,9 +6,13 @@ crash or a full disk never leaves half a checkpoint or half a split behind.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import glob
 import json
+import logging
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -17,10 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .errors import BusyError
+from .errors import BusyError, DiskFullError
 
-__all__ = ["atomic_write", "exclusive", "load_torch", "remove_stale_temporaries", "save_json",
-           "save_torch"]
+__all__ = ["CACHE_FORMAT", "atomic_write", "exclusive", "load_torch", "read_cache", "remove_stale_temporaries",
+           "save_cache", "save_json", "save_torch", "unreadable_torch"]
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "ttl_utils.cache/1"
 
 
 def _umask() -> int:
@@ -81,48 +89,81 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host()}-{os.getpid()}.",
-                               suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_host()}-{os.getpid()}.", suffix=".tmp")
+    except OSError as err:
+        if err.errno in _FULL:
+            raise DiskFullError(f"{path}: the disk is full (no space left on device); nothing was written. Free "
+                                "some space and run again.") from None
+        raise
     os.close(fd)
     try:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private; the result gets a new file's usual mode
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if _disk_full(err, path.parent):
+            kept = "what it held before is kept" if path.exists() else "no partial file is left"
+            raise DiskFullError(f"{path}: the disk is full (no space left on device); {kept}. Free some space "
+                                "and run again.") from None
         raise
     return path
 
 
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write failed for lack of space: the OS says so, or PyTorch's writer stopped short
+    (it reports a short write as a RuntimeError) on a disk with almost nothing left."""
+    if isinstance(err, OSError) and err.errno in _FULL:
+        return True
+    if isinstance(err, RuntimeError) and any(s in str(err) for s in ("unexpected pos", "file write failed")):
+        try:
+            return shutil.disk_usage(folder).free < 64 * 2**20
+        except OSError:
+            return False
+    return False
+
+
 @contextmanager
 def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
-    """Hold `<path>.lock` while a run writes `path`: a second run on the same path is refused
-    with one line (`BusyError`). A lock whose process is gone (killed) is taken over."""
+    """Hold `<path>.lock` while a run writes `path`: a second run on the same path is refused with one
+    line (`BusyError`). The lock is the operating system's (`flock`): it ends with its process, so a
+    killed run leaves nothing to take over, and two runs starting at once cannot both hold it."""
     path = Path(path)
     lock = path.with_name(path.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = f"{_host()} {os.getpid()}"
-    for attempt in range(3):
+    while True:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
             try:
                 host, pid = lock.read_text().split()
             except (OSError, ValueError):
                 host, pid = "", ""
-            if attempt < 2 and host == _host() and pid.isdigit() and not _alive(int(pid)):
-                lock.unlink(missing_ok=True)  # left by a run that was killed
-                continue
             who = f"process {pid} on {host}" if pid else "another process"
             raise BusyError(f"{flag} {path}: another run ({who}) is writing it; wait for it to finish or choose "
-                            f"another {flag} (if no run is left, remove {lock}).") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        break
+                            f"another {flag}.") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except OSError:
+            same = False
+        if same:  # not a lock file another run removed while this one opened it
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, me.encode())
     try:
         yield path
     finally:
-        lock.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)  # removed while still held: a run that opened it meanwhile tries again
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def save_json(content: Any, path: str | Path) -> Path:
@@ -143,3 +184,57 @@ def load_torch(path: str | Path, map_location: Any = "cpu") -> Any:
 
     return torch.load(path, map_location=map_location, weights_only=True)
 
+
+
+def unreadable_torch(path: str | Path) -> str | None:
+    """Return why `path` cannot be loaded as `save_torch` wrote it (zero bytes, truncated, not PyTorch's,
+    refused by `weights_only`), or None when it loads."""
+    try:
+        if Path(path).stat().st_size == 0:
+            return "zero bytes"
+        load_torch(path)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a damaged file; each means "unreadable"
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return f"unreadable: {type(err).__name__}: {first[:100]}"
+    return None
+
+
+def save_cache(value: Any, path: str | Path) -> Path:
+    """Write a cache file: `value` with a header naming the format and the key it was stored under
+    (the file's name), atomically, so that `read_cache` tells a damaged or misplaced file from a good one."""
+    path = Path(path)
+    return save_torch({"format": CACHE_FORMAT, "key": path.stem, "value": value}, path)
+
+
+def read_cache(path: str | Path, check: Callable[[Any], bool] | None = None) -> Any | None:
+    """Return the value `save_cache` wrote at `path`, or None when there is none or it cannot be trusted.
+
+    A file that is truncated, empty, not PyTorch's, without the header, stored under another key
+    (another cache's file copied over it), or whose value fails `check` (e.g. the wrong number of
+    rows) is treated as missing: one warning names it, and the caller computes the value again and
+    rewrites the file."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    why = None
+    try:
+        content = load_torch(path) if path.stat().st_size else None
+    except Exception as err:  # noqa: BLE001 - see unreadable_torch
+        content, why = None, f"unreadable: {type(err).__name__}"
+    if why is None:
+        if content is None:
+            why = "zero bytes"
+        elif not isinstance(content, dict) or content.get("format") != CACHE_FORMAT:
+            why = "no cache header (written by an older ttl_utils, or not a cache file)"
+        elif content.get("key") != path.stem:
+            why = f"it holds the cache stored under {str(content.get('key'))[:16]!r}, not this key"
+        elif check is not None and not check(content["value"]):
+            why = "its content does not match what it is stored for"
+    if why is not None:
+        log.warning("Cache file %s is damaged (%s): computing it again.", path, why)
+        return None
+    try:
+        os.utime(path)  # its time says when it was last used (`python -m ttl_utils cache --prune`)
+    except OSError:
+        pass
+    return content["value"]

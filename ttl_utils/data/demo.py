@@ -20,8 +20,10 @@ equality. Every pair depends only on `(seed, index)`: the first 100 pairs of a
 from __future__ import annotations
 
 import colorsys
+import csv
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -29,7 +31,7 @@ from ..digests import content_digest
 from ..progress import progress
 from .pairs import PairSet
 
-__all__ = ["make_demo_pairs", "render_demo_pair", "DEMO_VERSION"]
+__all__ = ["make_demo_pairs", "render_demo_pair", "write_demo_pool", "DEMO_VERSION"]
 
 DEMO_VERSION = 1  # bump when the drawing changes, so splits and caches keyed on it change too
 
@@ -240,3 +242,35 @@ def make_demo_pairs(n_pairs: int = 1000, size: int = 128, seed: int = 0) -> Pair
         right=[right for _, right in images],
         fingerprint=content_digest("demo", DEMO_VERSION, n_pairs, size, seed),
     )
+
+
+def write_demo_pool(root: str | Path, n_pairs: int, size: int = 128, seed: int = 1, n_candidates: int = 20) -> Path:
+    """Write an unlabelled pool of `n_pairs` demo pairs under `root` (`left/`, `right/`, `candidates.csv`: each
+    left picture's partner among `n_candidates - 1` other right pictures, in shuffled order) and return
+    `root`; the right pictures are renumbered, so a name gives no partner away. Nothing is rewritten
+    when `root` already holds the candidates file."""
+    root = Path(root)
+    if n_pairs < n_candidates:
+        raise ValueError(f"A demo pool needs at least n_candidates={n_candidates} pairs, got {n_pairs}.")
+    if (root / "candidates.csv").is_file():
+        return root
+    rng = np.random.default_rng(seed)
+    pairs = make_demo_pairs(n_pairs, size, seed)
+    order = rng.permutation(n_pairs)  # right picture of pair i is saved as number order[i]
+    for side in ("left", "right"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i in range(n_pairs):
+        pairs.left_image(i).save(root / "left" / f"{i:05d}.png")
+        pairs.right_image(i).save(root / "right" / f"{order[i]:05d}.png")
+    rows = []
+    for i in range(n_pairs):
+        foils = rng.choice([j for j in range(n_pairs) if j != i], size=n_candidates - 1, replace=False)
+        names = [f"{order[j]:05d}.png" for j in rng.permutation([i, *foils.tolist()])]
+        rows.append([f"{i:05d}.png", *names])
+    partial = root / ".candidates.csv.tmp"
+    with open(partial, "w", newline="") as f:  # written last, whole: its presence says the pool is complete
+        writer = csv.writer(f)
+        writer.writerow(["left"] + [f"c{j}" for j in range(n_candidates)])
+        writer.writerows(rows)
+    partial.replace(root / "candidates.csv")
+    return root

@@ -19,6 +19,7 @@ Nothing is dropped silently: every problem found is reported at once in one
 from __future__ import annotations
 
 import csv
+import errno
 import logging
 import os
 import pickle
@@ -97,10 +98,14 @@ def _list_images(folder: Path, problems: _Problems, strict: bool) -> dict[str, P
             problems.add("file name that is not valid UTF-8", f"{folder.name}/{_printable(entry.name)}",
                          "rename these files (names are saved in splits and results as UTF-8 text).")
             continue
+        path = Path(entry.path)
+        if _loops(path):
+            problems.add("link loop (a link that leads back to itself)", f"{folder.name}/{entry.name}",
+                         "remove these links or point them at the images.")
+            continue
         if entry.is_dir():
             log.warning("Ignoring the folder %s: images are expected directly in %s/", entry.path, folder.name)
             continue
-        path = Path(entry.path)
         if entry.is_symlink() and not path.exists():
             problems.add("broken link (its target does not exist)", f"{folder.name}/{entry.name}",
                          "remove these links or point them at the images.")
@@ -122,6 +127,15 @@ def _list_images(folder: Path, problems: _Problems, strict: bool) -> dict[str, P
                 "keep one file per name: the pairing goes by the name without its extension.",
             )
     return by_name
+
+
+def _loops(path: Path) -> bool:
+    """Whether `path` is a link whose chain of links never reaches a file (the system gives up: ELOOP)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
 
 
 def _drop_outside_links(root: Path, ids: list[str], lefts: list[Path], rights: list[Path], problems: _Problems,

@@ -25,11 +25,12 @@ MIN_SIDE = 32  # pixels: below this a picture holds too little for any backbone 
 CHECK_SIDE = 512  # a JPEG being checked is decoded reduced to at least this: every byte is still read
 
 
-def header_problem(path: str | Path, min_side: int = 0) -> str | None:
+def header_problem(path: str | Path, min_side: int = MIN_SIDE) -> str | None:
     """Return what the image header of `path` says is wrong (a few words), or None.
 
     Cheap (the header only, no decoding): a missing or empty file, one that is no image,
-    too many pixels (`max_pixels()`) or too small. A file whose header is fine may still
+    too many pixels (`max_pixels()`) or smaller than `min_side` (by default `MIN_SIDE`: the one
+    picture rule of `check`, `evaluate`, training and `find`). A file whose header is fine may still
     be truncated further on: `why_unreadable` decodes it.
     """
     path = Path(path)
@@ -61,7 +62,7 @@ def header_pixels(path: str | Path) -> int:
         return 0
 
 
-def why_unreadable(path: str | Path, min_side: int = 0) -> str | None:
+def why_unreadable(path: str | Path, min_side: int = MIN_SIDE) -> str | None:
     """Return why the image at `path` cannot be used (a few words), or None when it can.
 
     The header is checked first (`header_problem`), then the whole file is decoded (a

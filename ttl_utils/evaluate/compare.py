@@ -71,6 +71,9 @@ class HubBank:
                 for side, files in self.sides.items()}
         return hub_penalties(left, right, bank["left"], bank["right"], self.k)
 
+    def to_dict(self) -> dict:
+        return {"bank": str(self.folder), "pictures": [len(self.sides["left"]), len(self.sides["right"])], "k": self.k}
+
     def describe(self) -> str:
         return (f"hub correction (CSLS): {self.k} nearest of {len(self.sides['left'])} left and "
                 f"{len(self.sides['right'])} right pictures of {self.folder}")
@@ -103,7 +106,7 @@ def evaluate_model(embedder: Embedder, preprocessing: Preprocessing, pairs: Pair
         "fingerprint": pairs.fingerprint,
         "model": {**embedder.describe(), "fingerprint": model_fingerprint(embedder)},
         "preprocessing": preprocessing.to_dict(),
-        **({"hub_correction": {"bank": str(bank.folder), "k": bank.k}} if bank is not None else {}),
+        **({"hub_correction": bank.to_dict()} if bank is not None else {}),
         **forth,
         "right_to_left": back,
     }
@@ -126,11 +129,13 @@ def load_models(models: dict[str, str], profile: Profile) -> dict[str, tuple[Emb
 
 def compare_models(loaded: dict[str, tuple[Embedder, Preprocessing]], pairs: PairSet, device: str = "cpu",
                    batch_size: int = 32, num_workers: int | None = None, cache: bool = True,
-                   bank: HubBank | None = None) -> list[Ranked]:
+                   bank: HubBank | dict | None = None) -> list[Ranked]:
     """Return the ranks of each `{name: (embedder, preprocessing)}` on `pairs`, in order; embeddings
-    come from the cache when there (and it says when no forward pass was needed)."""
+    come from the cache when there (and it says when no forward pass was needed). `bank` is one
+    bank for every model, or `{name: bank or None}`."""
     cached_already = sum(cache and embeddings_cached(e, p, pairs) for e, p in loaded.values())
-    ranked = [rank_model(name, embedder, preprocessing, pairs, device, batch_size, num_workers, cache, bank=bank)
+    ranked = [rank_model(name, embedder, preprocessing, pairs, device, batch_size, num_workers, cache,
+                         bank=bank.get(name) if isinstance(bank, dict) else bank)
               for name, (embedder, preprocessing) in loaded.items()]
     if cached_already == len(loaded):
         log.info("All %d models' embeddings came from the cache (artifacts/embeddings/): no forward pass.", len(loaded))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from ..models.embedder import Embedder
 from ..models.engine import frozen_embedder
 from ..models.preprocessing import CUES, CuePreprocessing, Preprocessing
 from ..progress import progress
-from ..storage import load_torch, save_torch
+from ..storage import read_cache, save_cache
 
 __all__ = ["cue_embeddings", "embed", "embed_pairs", "embed_queries", "embeddings_cached", "flip_averaged",
            "gallery_embeddings"]
@@ -114,6 +115,19 @@ def embeddings_cached(embedder: Embedder, preprocessing: Preprocessing, pairs: P
     return all(cache_path("embeddings", side=side, **key).is_file() for side in ("left", "right"))
 
 
+def _holds(found: Any, ids) -> bool:
+    """Whether a cached embedding file holds one row for each of `ids`, in order."""
+    return (isinstance(found, dict) and list(found.get("ids", ())) == list(ids)
+            and isinstance(found.get("embeddings"), torch.Tensor) and len(found["embeddings"]) == len(ids))
+
+
+def _gallery_store(found: Any) -> bool:
+    """Whether a cached gallery file holds one embedding row for each of its digests."""
+    return (isinstance(found, dict) and isinstance(found.get("digests"), list)
+            and isinstance(found.get("embeddings"), torch.Tensor)
+            and (len(found["embeddings"]) == len(found["digests"]) or not found["digests"]))
+
+
 def embed_pairs(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet, batch_size: int = 32,
                 device: str = "cpu", num_workers: int | None = None, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Return the embeddings of the left and of the right images of `pairs`.
@@ -126,16 +140,15 @@ def embed_pairs(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet
     out = []
     for side, images in (("left", pairs.left), ("right", pairs.right)):
         path = cache_path("embeddings", side=side, **key)
-        if cache and path.is_file():
-            saved = load_torch(path)
-            if list(saved["ids"]) == list(pairs.ids):
-                log.info("Loaded cached %s embeddings from %s", side, path)
-                out.append(saved["embeddings"])
-                continue
+        saved = read_cache(path, lambda found: _holds(found, pairs.ids)) if cache else None
+        if saved is not None:
+            log.info("Loaded cached %s embeddings from %s", side, path)
+            out.append(saved["embeddings"])
+            continue
         vectors = embed(embedder, images, preprocessing, batch_size=batch_size, device=device,
                         num_workers=num_workers, desc=f"Embedding {side} images")
         if cache:
-            save_torch({"ids": list(pairs.ids), "embeddings": vectors, "key": repr(key)}, path)
+            save_cache({"ids": list(pairs.ids), "embeddings": vectors, "key": repr(key)}, path)
         out.append(vectors)
     return out[0], out[1]
 
@@ -183,6 +196,30 @@ def _unreadable(gallery: Gallery, indices: list[int], digests: list[str]) -> dic
     return reasons
 
 
+GALLERY_CHUNK = 256  # gallery pictures embedded, then saved, at a time
+
+
+def _embed_chunk(embedder: Embedder, preprocessing: Preprocessing, gallery: Gallery, indices: list[int],
+                 digests: list[str], device, batch_size: int, num_workers: int | None, desc: str
+                 ) -> tuple[torch.Tensor, dict[int, str]]:
+    """Return the embeddings of the gallery pictures `indices`, and those that could not be read (gone or
+    changed since they were checked: `{index: why}`), which are left out."""
+    images = [gallery.images[i] for i in indices]
+    try:
+        return embed(embedder, images, preprocessing, batch_size=batch_size, device=device,
+                     num_workers=num_workers, desc=desc), {}
+    except OSError:  # a file vanished or turned unreadable while the gallery was embedded
+        gone = {i: why for i in indices if (why := _unreadable(gallery, [i], digests).get(i))}
+        kept = [i for i in indices if i not in gone]
+        if not gone or not kept:
+            if not kept:
+                return torch.empty(0, 0), gone
+            raise
+        vectors, more = _embed_chunk(embedder, preprocessing, gallery, kept, digests, device, batch_size,
+                                     num_workers, desc)
+        return vectors, {**gone, **more}
+
+
 def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery: Gallery, device: str = "cpu",
                        batch_size: int = 32, num_workers: int | None = None, cache: bool = True
                        ) -> tuple[Gallery, torch.Tensor]:
@@ -192,31 +229,35 @@ def gallery_embeddings(embedder: Embedder, preprocessing: Preprocessing, gallery
     path = cache_path("gallery", model=model_fingerprint(embedder), describe=embedder.describe(),
                       preprocessing=preprocessing.to_dict())
     empty = {"digests": [], "embeddings": torch.empty(0, 0)}
-    store = load_torch(path) if cache and path.is_file() else empty
+    store = (read_cache(path, _gallery_store) if cache else None) or empty
     known = {d: i for i, d in enumerate(store["digests"])}
     digests = _digests(list(gallery.images))
     todo = [i for i, d in enumerate(digests) if d not in known]
     bad = _unreadable(gallery, todo, digests)
+    todo = [i for i in todo if i not in bad and digests[i] not in known]
+    fresh = list(dict.fromkeys(digests[i] for i in todo))  # a picture present twice is embedded once
+    first: dict[str, int] = {}
+    for i in todo:
+        first.setdefault(digests[i], i)
+    chunks = [fresh[start:start + GALLERY_CHUNK] for start in range(0, len(fresh), GALLERY_CHUNK)]
+    for number, chunk in enumerate(chunks):  # each chunk is saved as it finishes: a kill costs one chunk
+        vectors, gone = _embed_chunk(embedder, preprocessing, gallery, [first[d] for d in chunk], digests, device,
+                                     batch_size, num_workers, f"Embedding the gallery ({number + 1}/{len(chunks)})")
+        bad.update(gone)
+        chunk = [d for d in chunk if first[d] not in gone]
+        if chunk:
+            old = store["embeddings"]
+            store = {"digests": store["digests"] + chunk,
+                     "embeddings": torch.cat([old, vectors]) if len(old) else vectors}
+            if cache:
+                save_cache(store, path)
+    known = {d: i for i, d in enumerate(store["digests"])}
     if bad:
         listed = "; ".join(f"{gallery.labels[i]} ({why})" for i, why in list(bad.items())[:10])
         log.warning("Skipped %d unreadable gallery file(s): %s%s", len(bad), listed, " ..." if len(bad) > 10 else "")
-    todo = [i for i in todo if i not in bad and digests[i] not in known]
-    fresh = list(dict.fromkeys(digests[i] for i in todo))  # a picture present twice is embedded once
-    if fresh:
-        first: dict[str, int] = {}
-        for i in todo:
-            first.setdefault(digests[i], i)
-        vectors = embed(embedder, [gallery.images[first[d]] for d in fresh], preprocessing, batch_size=batch_size,
-                        device=device, num_workers=num_workers, desc="Embedding the gallery")
-        old = store["embeddings"]
-        store = {"digests": store["digests"] + fresh,
-                 "embeddings": torch.cat([old, vectors]) if len(old) else vectors}
-        if cache:
-            save_torch(store, path)
-        known = {d: i for i, d in enumerate(store["digests"])}
     log.info("Gallery %s: %d pictures, %d embedded now, %d from the cache (%s)", gallery.name,
              len(gallery) - len(bad), len(fresh), len(gallery) - len(bad) - len(fresh), path if cache else "not kept")
-    kept = [i for i in range(len(gallery)) if i not in bad]
+    kept = [i for i in range(len(gallery)) if i not in bad and digests[i] in known]
     if not kept:
         raise InputError(f"--gallery {gallery.name}: no readable pictures.")
     rows = torch.as_tensor([known[digests[i]] for i in kept], dtype=torch.long)

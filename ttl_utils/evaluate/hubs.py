@@ -18,6 +18,7 @@ of one query's candidates, so the ranking only needs `cos(x, y) - r(y) / 2`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 
 from .ranking import rank_of_match_by
 
-__all__ = ["csls_ranks", "hub_first_places", "hub_penalties", "hubness"]
+__all__ = ["TrainingBank", "csls_ranks", "gallery_penalty", "hub_first_places", "hub_penalties", "hubness"]
 
 
 def hubness(gallery: torch.Tensor, bank: torch.Tensor, k: int = 10) -> torch.Tensor:
@@ -72,3 +73,55 @@ def hub_first_places(queries: torch.Tensor, gallery: torch.Tensor, share: float 
     counts = np.bincount(first, minlength=len(gallery))
     n_hubs = max(1, int(round(share * len(gallery))))
     return int(np.sort(counts)[::-1][:n_hubs].sum()), n_hubs
+
+
+@dataclass(frozen=True)
+class TrainingBank:
+    """The bank a fine-tuned checkpoint keeps (`extra["hub_bank"]`, written by `train.finetune`): the
+    unit embeddings of its training pairs' left and right pictures, by the model itself. With it,
+    `evaluate`, `compare` and `find` correct for hubs without a folder of pictures, and a single
+    query needs nothing else."""
+
+    left: torch.Tensor
+    right: torch.Tensor
+    k: int = 10
+
+    @classmethod
+    def from_extra(cls, extra: dict | None, k: int = 10) -> TrainingBank | None:
+        """Return the bank a checkpoint's `extra` keeps, or None (a backbone, another trainer, an older run)."""
+        kept = (extra or {}).get("hub_bank") if isinstance(extra, dict) else None
+        if not isinstance(kept, dict) or not all(isinstance(kept.get(s), torch.Tensor) and len(kept[s]) for s in
+                                                 ("left", "right")):
+            return None
+        return cls(kept["left"].float(), kept["right"].float(), k)
+
+    def penalties(self, embedder, preprocessing, left: torch.Tensor, right: torch.Tensor, *args, **kwargs
+                  ) -> dict[str, torch.Tensor]:
+        """Return each direction's CSLS penalty for these embeddings (the model is the bank's own)."""
+        return hub_penalties(left, right, self.left, self.right, self.k)
+
+    def check(self, pairs) -> None:
+        """Nothing to check: its pictures are the model's training pairs (`evaluate` warns on those)."""
+
+    def describe(self) -> str:
+        return (f"hub correction (CSLS): {self.k} nearest of the {len(self.left)} left and {len(self.right)} right "
+                "training pictures the checkpoint keeps")
+
+    def to_dict(self) -> dict:
+        return {"bank": "the checkpoint's training pictures", "pictures": [len(self.left), len(self.right)],
+                "k": self.k}
+
+
+def gallery_penalty(vectors: torch.Tensor, labels: Sequence[str], left_bank: torch.Tensor, right_bank: torch.Tensor,
+                    k: int = 10) -> torch.Tensor:
+    """Return each gallery picture's CSLS penalty for queries of either kind: a right picture (`right/...`)
+    against the left bank, a left picture against the right bank, and a picture of neither side (a
+    folder gallery) against both banks together."""
+    both = torch.cat([left_bank, right_bank])
+    side = np.array([label.split("/", 1)[0] if "/" in label else "" for label in labels])
+    penalty = hubness(vectors, both, k)
+    for name, bank in (("right", left_bank), ("left", right_bank)):
+        rows = torch.as_tensor(np.nonzero(side == name)[0], dtype=torch.long)
+        if len(rows):
+            penalty[rows] = hubness(vectors[rows], bank, k)
+    return penalty

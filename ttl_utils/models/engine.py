@@ -16,8 +16,10 @@ torch path everywhere (to compare, or to debug).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,13 +34,16 @@ from .backbones import Backbone
 from .catalog import LAYERS
 from .embedder import Embedder
 
-__all__ = ["ENGINE_VERSION", "engine_name", "frozen_embedder", "frozen_maps", "onnx_path"]
+__all__ = ["ENGINE_VERSION", "MAX_ENGINE_BYTES", "MAX_SESSIONS", "engine_name", "frozen_embedder", "frozen_maps",
+           "onnx_path", "prune_engine_folder"]
 
 log = logging.getLogger(__name__)
 
 ENGINE_VERSION = 1  # of the exported graphs: bump it when what is exported changes
 _OPSET = 17
-_sessions: dict[str, object] = {}  # loaded ONNX Runtime sessions, by file
+_sessions: OrderedDict[str, object] = OrderedDict()  # loaded ONNX Runtime sessions, by file, most recent last
+MAX_SESSIONS = 4  # sessions kept loaded in one process (each holds its graph's weights: 15-100 MB)
+MAX_ENGINE_BYTES = 512 * 2**20  # artifacts/engine is pruned to this, least recently used exports first
 _failed: set[str] = set()  # exports that failed in this process (said once)
 _lock = threading.Lock()
 
@@ -106,7 +111,8 @@ def _export(module: _Stages, path: Path, input_shape: Sequence[int]) -> None:
 
 
 def _session(path: Path):
-    """Return the ONNX Runtime session of `path`, loaded once a process, with the torch thread count."""
+    """Return the ONNX Runtime session of `path`, loaded once a process with the torch thread count; at
+    most `MAX_SESSIONS` stay loaded (the least recently used is freed first)."""
     import onnxruntime as ort
 
     with _lock:
@@ -119,7 +125,56 @@ def _session(path: Path):
             # idle engine threads sleep instead of spinning: the cores are shared with image decoding
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             _sessions[str(path)] = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            try:
+                os.utime(path)  # its time says when it was last used: pruning removes the oldest first
+            except OSError:
+                pass
+            while len(_sessions) > MAX_SESSIONS:
+                _sessions.popitem(last=False)
+        _sessions.move_to_end(str(path))
         return _sessions[str(path)]
+
+
+def _loaded_or_exported(module_of: Callable[[], nn.Module], path: Path, shape: tuple[int, ...]):
+    """Return the session of the export at `path`, exporting it first when missing, and again (once, with a
+    warning naming the file) when the file on disk cannot be loaded (truncated, overwritten)."""
+    if not path.is_file():
+        _export(module_of(), path, shape)
+        prune_engine_folder(path.parent, keep=path)
+        return _session(path)
+    try:
+        return _session(path)
+    except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own kinds for a damaged graph
+        log.warning("ONNX file %s is damaged (%s): exporting it again.", path,
+                    (str(err).strip().splitlines() or [type(err).__name__])[0][:120])
+        path.unlink(missing_ok=True)
+        _export(module_of(), path, shape)
+        return _session(path)
+
+
+def prune_engine_folder(folder: Path, limit: int = MAX_ENGINE_BYTES, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used exports under `folder` until it holds at most `limit` bytes (never
+    `keep`, nor one loaded in this process); return what was removed. An export is made again when needed."""
+    try:
+        files = [(p.stat(), p) for p in folder.glob("*.onnx")]
+    except OSError:
+        return []
+    total = sum(stat.st_size for stat, _ in files)
+    removed = []
+    for stat, path in sorted(files, key=lambda item: item[0].st_mtime):
+        if total <= limit:
+            break
+        if path == keep or str(path) in _sessions:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= stat.st_size
+        removed.append(path)
+    if removed:
+        log.info("Pruned %d old ONNX export(s) from %s (kept under %d MB)", len(removed), folder, limit // 2**20)
+    return removed
 
 
 def _torch_maps(backbone: Backbone, layers: tuple[str, ...], start: str, device: torch.device) -> Maps:
@@ -161,9 +216,7 @@ def frozen_maps(backbone: Backbone, layers: Sequence[str], start: str = "layer1"
             try:
                 if str(path) in _failed:  # failed before in this process: not traced again
                     raise RuntimeError("the export failed before")
-                if not path.is_file():
-                    _export(_Stages(backbone, layers, start), path, shape)
-                by_shape[shape] = _session(path)
+                by_shape[shape] = _loaded_or_exported(lambda: _Stages(backbone, layers, start), path, shape)
             except Exception as err:  # any exporter or runtime failure: the torch path computes the same
                 if str(path) not in _failed:
                     _failed.add(str(path))

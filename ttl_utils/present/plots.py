@@ -27,8 +27,8 @@ from ..evaluate.metrics import cmc_band
 from ..storage import atomic_write
 
 __all__ = ["MAX_PIXELS_WIDE", "budget_curve", "cmc_band_plot", "cmc_plot", "compact_png", "comparison_figures",
-           "distance_histograms", "faithfulness_curves", "history_plot", "image_statistics", "rank_frequency_plot",
-           "rank_histogram_plot", "save_fig", "set_theme", "title_above"]
+           "distance_histograms", "faithfulness_curves", "history_plot", "image_statistics", "pseudo_label_plot",
+           "rank_frequency_plot", "rank_histogram_plot", "save_fig", "set_theme", "title_above"]
 
 MAX_PIXELS_WIDE = 1600  # a figure's width on a projector: more would only cost bytes in every clone
 MAX_DPI = 200
@@ -312,3 +312,24 @@ def budget_curve(points: dict[str, tuple[float, Sequence[float]]], reference: tu
     ax.margins(x=0.15, y=0.2)
     ax.legend(fontsize=10, loc="best")
     return ax
+
+
+def pseudo_label_plot(records: Sequence[dict], chance: float = 0.05) -> plt.Figure:
+    """Draw how right the pseudo-labels were at each assignment (`train.candidates.pseudo_label_records`):
+    those kept and all assigned, against chance, and how many pseudo-pairs were kept."""
+    table = pd.DataFrame(list(records))
+    fig, (ax_right, ax_count) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    x = table["assigned before epoch"]
+    for column, marker in (("accuracy of those kept", "o"), ("accuracy of all assigned", "s")):
+        if column in table:
+            ax_right.plot(x, table[column], marker=marker, label=column)
+    ax_right.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
+    ax_right.set(xlabel="assigned before epoch", ylabel="share right", ylim=(0, 1.02),
+                 title="Pseudo-labels on validation pairs")
+    ax_right.legend(loc="lower right", fontsize="small")
+    ax_count.bar(x, table["pseudo-pairs"], color=sns.color_palette("colorblind")[2])
+    ax_count.set(xlabel="assigned before epoch", ylabel="pairs", title="Pseudo-pairs kept")
+    for ax in (ax_right, ax_count):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    return fig

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["PoolSides", "assign_one_to_one", "assignment_accuracy", "candidate_index", "hidden_candidates",
+           "pseudo_label_records",
            "mil_nce_loss", "pseudo_pairs"]
 
 
@@ -153,3 +154,14 @@ def mil_nce_loss(queries: torch.Tensor, candidates: torch.Tensor, in_bag: torch.
     logits = F.normalize(queries, dim=1) @ F.normalize(candidates, dim=1).T / temperature
     positive = torch.logsumexp(logits.masked_fill(~in_bag, float("-inf")), dim=1)
     return (torch.logsumexp(logits, dim=1) - positive).mean()
+
+
+def pseudo_label_records(history: list[dict]) -> list[dict]:
+    """Return the pseudo-label records of a fine-tuning history (`finetune(..., pool=)`), one per assignment:
+    `assigned before epoch` (the model of the epoch before assigned them), `pseudo-pairs`, and when
+    measured, `accuracy of those kept` and `accuracy of all assigned` on the validation pairs, each
+    partner hidden among 19 foils."""
+    return [{"assigned before epoch": h["epoch"], "pseudo-pairs": h["pseudo_pairs"],
+             **({"accuracy of those kept": h["pseudo_val_accuracy"], "accuracy of all assigned": h["pseudo_val_accuracy_all"]}
+                if "pseudo_val_accuracy" in h else {})}
+            for h in history if "pseudo_pairs" in h]

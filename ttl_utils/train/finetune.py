@@ -20,7 +20,9 @@ to `out` in the checkpoint format that `evaluate --model` reads. The training st
 goes to `<out>.state.pt` after every epoch, atomically, in the format every trainer shares
 (`training_state`); `resume=True` continues from it
 and reproduces an uninterrupted run, because every epoch's shuffling and view choice
-depend only on `(seed, epoch)`.
+depend only on `(seed, epoch)`. `keep_hub_bank` adds to a checkpoint its training pictures'
+embeddings: the bank `evaluate`, `compare` and `find` correct for hubs with
+(`evaluate.hubs.TrainingBank`); `finetune --out` and the pipeline's chosen model keep one.
 
 >>> config = FinetuneConfig(out="runs/ft.pt", unfreeze=1, miner="semihard")   # doctest: +SKIP
 >>> result = finetune(config, train_pairs, val_pairs)                          # doctest: +SKIP
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.pairs import PairSet
@@ -56,7 +59,8 @@ from .recipes import FinetuneConfig
 from .state import cached_training, finished_run, load_state, save_state, state_path
 from .trunk import top_forward, trunk_inputs, trunk_runner
 
-__all__ = ["FinetuneResult", "build_model", "cached_finetune", "finetune", "finished_finetune", "zero_shot_reference"]
+__all__ = ["HUB_BANK_BYTES", "FinetuneResult", "build_model", "cached_finetune", "finetune", "finished_finetune",
+           "keep_hub_bank", "zero_shot_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +69,7 @@ log = logging.getLogger(__name__)
 _LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet", "view_seed": None,
                    "unlabelled_keep": 0.25, "unlabelled_refresh": 2}
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
+HUB_BANK_BYTES = 64 * 2**20  # the most a checkpoint's hub bank takes (700 pairs at 22272 dimensions fit)
 _VERSION = 2  # of the training code: a change of what it computes must bump it
 
 
@@ -393,6 +398,29 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
     _save(run, config, len(run.history) - 1, finished=True)
     final, _, _ = load_checkpoint(config.out, run.device)
     return FinetuneResult(Path(config.out), run.best_epoch, run.best, run.history, final)
+
+
+def keep_hub_bank(checkpoint: str | Path, config: FinetuneConfig, train: PairSet,
+                  most_bytes: int = HUB_BANK_BYTES) -> dict[str, torch.Tensor] | None:
+    """Add to a fine-tuned `checkpoint` the bank `evaluate`, `compare` and `find` correct for hubs with
+    (`evaluate.hubs.TrainingBank`): the unit embeddings of the clean views of its training pairs
+    `train` (their trunk outputs, cached), at most `most_bytes` in float16 (pairs drawn with the
+    run's seed). Written atomically once; return the bank (None when the run has no cached views)."""
+    embedder, preprocessing, extra = load_checkpoint(checkpoint)
+    if "hub_bank" in extra:
+        return extra["hub_bank"]
+    if not config.cached:
+        return None
+    # the trunk's outputs as training computed them (from the initial weights): read from its cache
+    inputs = trunk_inputs(build_model(config), train, config, augmented=True)
+    left, right = _clean_embeddings(embedder, inputs, config, torch.device("cpu"))
+    most = max(1, most_bytes // (2 * 2 * left.shape[1]))
+    if len(left) > most:
+        keep = torch.randperm(len(left), generator=torch.Generator().manual_seed(config.seed))[:most].sort().values
+        left, right = left[keep], right[keep]
+    bank = {side: F.normalize(vectors.float(), dim=1).half() for side, vectors in (("left", left), ("right", right))}
+    save_checkpoint(checkpoint, embedder, preprocessing, **extra, hub_bank=bank)
+    return bank
 
 
 def _data_key(train: PairSet, val: PairSet | None, pool: UnlabelledPool | None = None) -> dict:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cache import cache_path
-from ..storage import exclusive, load_torch, save_torch
+from ..storage import exclusive, load_torch, save_torch, unreadable_torch
 
 __all__ = ["STATE_FORMAT", "cached_training", "finished_run", "keep_summary", "load_state", "run_path", "save_state",
            "state_path"]
@@ -103,8 +103,29 @@ def cached_training(kind: str, config, data: dict, train: Callable[[Any, bool], 
         log.info("Loaded the finished %s run from %s", kind, out)
         return out, keep_summary(out)
     with exclusive(out, flag="the cached run"):  # two notebooks training the same run: the second is told
+        _drop_damaged(out)
         train(replace(config, out=str(out)), state_path(out).is_file())
     return out, keep_summary(out)
+
+
+def _drop_damaged(out: Path) -> None:
+    """Remove a cached run's files when its training state or checkpoint cannot be read (truncated,
+    overwritten), or a finished run lost its checkpoint: the run then trains anew, after one warning
+    naming the file, instead of failing on every rerun."""
+    state = state_path(out)
+    damaged = {path: why for path, why in ((state, unreadable_torch(state) if state.is_file() else None),
+                                           (out, unreadable_torch(out) if out.is_file() else None)) if why}
+    if state.is_file() and state not in damaged:
+        content = load_torch(state)
+        if not isinstance(content, dict) or content.get("format") != STATE_FORMAT:
+            damaged[state] = "not a training state"
+        elif content.get("finished") and not out.is_file():
+            damaged[out] = "missing"
+    for path, why in damaged.items():
+        log.warning("Cached run file %s is damaged (%s): training the run anew.", path, why)
+    if damaged:
+        state.unlink(missing_ok=True)
+        out.unlink(missing_ok=True)
 
 
 def run_path(kind: str, config, data: dict, version: int, omit: dict | None = None) -> Path:
@@ -121,6 +142,7 @@ def finished_run(kind: str, config, data: dict, version: int, omit: dict | None 
     """Return the checkpoint of the finished cached run `config` on `data`, or None (nothing is trained)."""
     out = run_path(kind, config, data, version, omit)
     state = state_path(out)
-    if out.is_file() and state.is_file() and load_torch(state).get("finished"):
-        return out
-    return None
+    if not (out.is_file() and state.is_file()) or unreadable_torch(state) or unreadable_torch(out):
+        return None  # a damaged file is trained again (`cached_training` says which)
+    saved = load_torch(state)
+    return out if isinstance(saved, dict) and saved.get("finished") else None

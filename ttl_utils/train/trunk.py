@@ -30,7 +30,7 @@ from ..models.engine import frozen_maps
 from ..models.preprocessing import Preprocessing
 from ..progress import progress
 from ..runtime import decode_threads, loader_workers, physical_memory
-from ..storage import load_torch, save_torch
+from ..storage import read_cache, save_cache
 from .augment import PairAugmentation
 from .recipes import FinetuneConfig
 
@@ -189,20 +189,29 @@ def trunk_inputs(embedder: Embedder, pairs: PairSet, config: FinetuneConfig, aug
     device = torch.device(device)
     view_ids = list(range(config.views + 1)) if augmented else [0]
     path = cache_path("finetune-inputs", **_trunk_key(embedder, pairs, config, view_ids, config.unfreeze))
-    if config.cache and path.is_file():
+    expected = {"left": len(pairs.left), "right": len(pairs.right)}
+    found = read_cache(path, lambda value: _fits(value, expected, len(view_ids))) if config.cache else None
+    if found is not None:
         log.info("Loaded the cached trunk outputs from %s", path)
-        return load_torch(path)
+        return found
     embedder.to(device).eval()
     earlier = _earlier_cache(embedder, pairs, config, view_ids) if config.cache else None
-    if earlier is not None:
+    stored = read_cache(earlier[0], lambda value: _fits(value, expected, len(view_ids))) if earlier else None
+    if stored is not None:
         source, cut = earlier
         log.info("Deriving the trunk outputs from the cached %s maps in %s", cut, source)
-        stored = load_torch(source)
         result = {side: _continue_trunk(embedder, stored[side], cut, config.unfreeze) for side in ("left", "right")}
     else:
         result = {side: _run_trunk(embedder, list(getattr(pairs, side)), view_ids, config, device,
                                    desc=f"Frozen trunk, {side} images", salt=s)
                   for s, side in enumerate(("left", "right"))}
     if config.cache:
-        save_torch(result, path)
+        save_cache(result, path)
     return result
+
+
+def _fits(value, expected: dict[str, int], views: int) -> bool:
+    """Whether cached trunk outputs hold, for each side, one row of `views` views for each picture."""
+    return isinstance(value, dict) and all(
+        isinstance(value.get(side), torch.Tensor) and value[side].dim() >= 2 and value[side].shape[:2] == (n, views)
+        for side, n in expected.items())

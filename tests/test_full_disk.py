@@ -1,0 +1,89 @@
+"""A full disk loses nothing already written: every write names its file and the full disk in one line,
+and leaves neither a partial file nor a temporary one; an output flag naming a folder is refused."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ttl_utils.errors import DiskFullError
+from ttl_utils.storage import save_json, save_torch
+
+
+def _no_temporaries(folder: Path) -> bool:
+    return not list(folder.glob(".*.tmp"))
+
+
+def test_a_full_disk_names_the_file_and_keeps_what_it_held(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    save_json({"kept": True}, path)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(DiskFullError) as caught:
+        save_json({"kept": False}, path)
+    monkeypatch.undo()
+    assert str(caught.value) == (f"{path}: the disk is full (no space left on device); what it held before is kept. "
+                                 "Free some space and run again.")
+    assert json.loads(path.read_text()) == {"kept": True} and _no_temporaries(tmp_path)
+
+
+def test_pytorch_s_short_write_on_a_full_disk_is_said_as_a_full_disk(tmp_path, monkeypatch):
+    import shutil
+
+    from ttl_utils import storage
+
+    def short(obj, f, *args, **kwargs):
+        Path(f).write_bytes(b"PK\x03\x04 half")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 4096 vs 1024")
+
+    monkeypatch.setattr(torch, "save", short)
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(DiskFullError, match="ft.pt: the disk is full .*no partial file is left"):
+        save_torch({"x": torch.zeros(3)}, tmp_path / "ft.pt")
+    assert not (tmp_path / "ft.pt").exists() and _no_temporaries(tmp_path)
+    # with room left, the same error is not a full disk: PyTorch's own message stands
+    monkeypatch.setattr(storage.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**12, 0, 10**12))
+    with pytest.raises(RuntimeError, match="unexpected pos"):
+        save_torch({"x": torch.zeros(3)}, tmp_path / "ft.pt")
+
+
+def test_finetune_on_a_full_disk_is_one_line_that_says_resume_continues(tmp_path, monkeypatch, capsys):
+    from conftest import write_official
+
+    from ttl_utils.cli import main
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    data = write_official(tmp_path / "ttl", n=12, size=48)
+
+    def full(obj, f, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    assert main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--epochs", "1",
+                 "--workers", "0"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the disk is full" in errors[0] and "--resume" in errors[0]
+    assert "finetune-inputs" in errors[0]  # the first file it could not write: the trunk's cached outputs
+    assert not (tmp_path / "ft.pt").exists() and _no_temporaries(tmp_path)
+
+
+@pytest.mark.parametrize("command", [
+    ["find", "q.jpg", "--gallery", ".", "--figure", "out/"],
+    ["find", "q.jpg", "--gallery", ".", "--json", "out/"],
+    ["compare", "--model", "efficientnet_lite0", "--figure", "out/"],
+    ["finetune", "--data", ".", "--out", "runs/"],
+    ["pretrain", "--data", ".", "--out", "runs/"],
+])
+def test_an_output_flag_naming_a_folder_is_refused(command, capsys):
+    from ttl_utils.cli import main
+
+    assert main(command) == 2
+    assert "that is a folder; give a file name in it" in capsys.readouterr().err
