@@ -251,6 +251,9 @@ def test_a_fine_tuned_checkpoint_keeps_its_training_pictures_and_corrects_hubs_w
     model, preprocessing, _ = load_checkpoint(few)
     save_checkpoint(few, model, preprocessing, **trimmed)
     assert len(keep_hub_bank(few, config, train, most_bytes=4 * kept["left"].shape[1] * 5)["left"]) == 5  # capped
+    older = {**trimmed, "hub_bank": {"left": kept["left"], "right": kept["right"]}}  # kept before digests were
+    save_checkpoint(few, model, preprocessing, **older)
+    assert len(keep_hub_bank(few, config, train)["pictures"]) == 32  # made again, with its pictures' digests
     assert kept["left"].shape[0] == kept["right"].shape[0] == 16 and kept["left"].dtype == torch.float16
     assert torch.allclose(kept["left"].float().norm(dim=1), torch.ones(16), atol=1e-2)
     bank = TrainingBank.from_extra(checkpoint_extra(out), k=3)
@@ -278,8 +281,17 @@ def test_a_fine_tuned_checkpoint_keeps_its_training_pictures_and_corrects_hubs_w
     recorded = json.loads(printed.out)["hub_correction"]
     assert recorded["random"] is None and recorded["tuned"]["pictures"] == [16, 16]
     assert "Ranked by cosine (no bank of training pictures): random" in printed.err
-    # find: the gallery's right pictures scaled by the left training pictures
-    assert main(["find", str(data / "left" / "00002.jpg"), "--gallery", str(data), "--model", str(out),
-                 "--hub-correction", "--top", "3", "--workers", "0", "--json", "-"]) == 0
+    # find: a gallery of pictures it never trained on is scaled by the left training pictures ...
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for number in range(16, 24):
+        shutil.copyfile(data / "right" / f"{number:05d}.jpg", gallery / f"{number:05d}.jpg")
+    assert main(["find", str(data / "left" / "00002.jpg"), "--gallery", str(gallery), "--model", str(out),
+                 "--top", "3", "--workers", "0", "--json", "-"]) == 0
     printed = capsys.readouterr()
     assert "hub correction (CSLS)" in printed.err and len(json.loads(printed.out)["queries"][0]["matches"]) == 3
+    assert "training pictures, whose partners" not in printed.err
+    # ... one that holds its training pictures (their partners are in the bank) is ranked by cosine
+    assert main(["find", str(data / "left" / "00002.jpg"), "--gallery", str(data), "--model", str(out),
+                 "--top", "3", "--workers", "0", "--json", "-"]) == 0
+    assert "The gallery holds 16 of the model's training pictures" in capsys.readouterr().err

@@ -216,8 +216,9 @@ def _add_hub_bank(p: argparse.ArgumentParser) -> None:
 
 def _add_hub_correction(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hub-correction", action=argparse.BooleanOptionalAction, default=None,
-                   help="rank a fine-tuned checkpoint by CSLS against the training pictures it keeps (default: the "
-                        "profile's, see `env`); --hub-bank gives another bank")
+                   help="rank a fine-tuned checkpoint by CSLS against the training pictures it keeps (default: on in "
+                        "every profile; a backbone keeps none and ranks by cosine, and an explicit --hub-correction "
+                        "then stops); scores printed stay cosines; --hub-bank gives another bank")
 
 
 def _add_evaluate(sub) -> None:
@@ -272,7 +273,9 @@ def _add_find(sub) -> None:
     p = _command(sub, "find", "find the look-alikes of any picture in a gallery of images, and why",
                  ["me.jpg --gallery data/ttl --top 5", "photos/ --gallery data/ttl --side both --explain --figure out/me",
                   "me.jpg --gallery photos/ --model runs/ft.pt --json -"],
-                 description="Ranks every picture of the gallery by cosine similarity to each QUERY. The model: "
+                 description="Ranks every picture of the gallery by its similarity to each QUERY (cosine; for a "
+                             "fine-tuned model corrected for hubs by default, --no-hub-correction for plain cosine). "
+                             "The model: "
                              "--model, else the profile's chosen fine-tuned model when it is cached, else the "
                              "profile's backbone zero-shot.")
     p.add_argument("queries", nargs="+", metavar="QUERY", type=Path, help="an image file, or a folder of them")
@@ -420,9 +423,10 @@ def _add_cache(sub) -> None:
     p.add_argument("--prune", action="store_true", help="remove the files of --kind, or those unused for --older-than "
                                                         "days, and temporary files interrupted writes left")
     p.add_argument("--older-than", type=_positive, default=30, metavar="DAYS",
-                   help="with --prune: files not used for this many days (default 30)")
+                   help="with --prune: files not used for this many days (default 30), and temporary files")
     p.add_argument("--kind", action="append", default=None, metavar="KIND",
-                   help="with --prune: remove every file of this kind (a folder of artifacts/; give it again for more)")
+                   help="with --prune: instead, every file of this kind whatever its age (a folder of artifacts/; "
+                        "give it again for more)")
     p.add_argument("--json", type=_file, help=_JSON_HELP)
 
 

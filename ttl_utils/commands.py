@@ -360,7 +360,16 @@ def _find_penalty(args: argparse.Namespace, extra: dict, gallery, vectors, embed
         print(f"Hub correction (CSLS): {len(bank)} bank pictures of {args.hub_bank}, {args.hub_k} nearest")
         return hubness(vectors, bank, args.hub_k)
     bank = _hub_bank(args, None, extra, "the model")
-    return gallery_penalty(vectors, gallery.labels, bank.left, bank.right, bank.k) if bank is not None else None
+    if bank is None:
+        return None
+    from .digests import source_digests
+
+    held = sum(d in bank.pictures for d in source_digests(list(gallery.images), desc="Reading the gallery"))
+    if held:
+        print(f"The gallery holds {held} of the model's training pictures, whose partners are in its hub bank: ranking "
+              "by cosine instead (--hub-bank FOLDER gives another bank).")
+        return None
+    return gallery_penalty(vectors, gallery.labels, bank.left, bank.right, bank.k)
 
 
 def _find_figure(args, figure: Path, queries, images, gallery, found, embedder, preprocessing) -> None:

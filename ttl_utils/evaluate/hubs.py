@@ -85,6 +85,7 @@ class TrainingBank:
     left: torch.Tensor
     right: torch.Tensor
     k: int = 10
+    pictures: frozenset = frozenset()  # content digests of the training pictures (`data.digests`)
 
     @classmethod
     def from_extra(cls, extra: dict | None, k: int = 10) -> TrainingBank | None:
@@ -93,7 +94,7 @@ class TrainingBank:
         if not isinstance(kept, dict) or not all(isinstance(kept.get(s), torch.Tensor) and len(kept[s]) for s in
                                                  ("left", "right")):
             return None
-        return cls(kept["left"].float(), kept["right"].float(), k)
+        return cls(kept["left"].float(), kept["right"].float(), k, frozenset(kept.get("pictures") or ()))
 
     def penalties(self, embedder, preprocessing, left: torch.Tensor, right: torch.Tensor, *args, **kwargs
                   ) -> dict[str, torch.Tensor]:

@@ -316,20 +316,19 @@ def budget_curve(points: dict[str, tuple[float, Sequence[float]]], reference: tu
 
 def pseudo_label_plot(records: Sequence[dict], chance: float = 0.05) -> plt.Figure:
     """Draw how right the pseudo-labels were at each assignment (`train.candidates.pseudo_label_records`):
-    those kept and all assigned, against chance, and how many pseudo-pairs were kept."""
+    those kept and all assigned, against chance; the title says how many pseudo-pairs were kept."""
     table = pd.DataFrame(list(records))
-    fig, (ax_right, ax_count) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     x = table["assigned before epoch"]
     for column, marker in (("accuracy of those kept", "o"), ("accuracy of all assigned", "s")):
         if column in table:
-            ax_right.plot(x, table[column], marker=marker, label=column)
-    ax_right.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
-    ax_right.set(xlabel="assigned before epoch", ylabel="share right", ylim=(0, 1.02),
-                 title="Pseudo-labels on validation pairs")
-    ax_right.legend(loc="lower right", fontsize="small")
-    ax_count.bar(x, table["pseudo-pairs"], color=sns.color_palette("colorblind")[2])
-    ax_count.set(xlabel="assigned before epoch", ylabel="pairs", title="Pseudo-pairs kept")
-    for ax in (ax_right, ax_count):
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.plot(x, table[column], marker=marker, label=column)
+    ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
+    counts = table["pseudo-pairs"]
+    kept = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    ax.set(xlabel="assigned before epoch", ylabel="share right", ylim=(0, 1.02),
+           title=f"Pseudo-labels on validation pairs ({kept} pool pseudo-pairs kept each time)")
+    ax.legend(loc="lower right")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     fig.tight_layout()
     return fig

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.pairs import PairSet
 from ..data.pool import UnlabelledPool
+from ..digests import source_digests
 from ..evaluate.metrics import retrieval_metrics
 from ..evaluate.ranking import rank_pairs
 from ..models.backbones import build_backbone
@@ -407,7 +408,7 @@ def keep_hub_bank(checkpoint: str | Path, config: FinetuneConfig, train: PairSet
     `train` (their trunk outputs, cached), at most `most_bytes` in float16 (pairs drawn with the
     run's seed). Written atomically once; return the bank (None when the run has no cached views)."""
     embedder, preprocessing, extra = load_checkpoint(checkpoint)
-    if "hub_bank" in extra:
+    if "pictures" in (extra.get("hub_bank") or {}):
         return extra["hub_bank"]
     if not config.cached:
         return None
@@ -419,7 +420,10 @@ def keep_hub_bank(checkpoint: str | Path, config: FinetuneConfig, train: PairSet
         keep = torch.randperm(len(left), generator=torch.Generator().manual_seed(config.seed))[:most].sort().values
         left, right = left[keep], right[keep]
     bank = {side: F.normalize(vectors.float(), dim=1).half() for side, vectors in (("left", left), ("right", right))}
-    save_checkpoint(checkpoint, embedder, preprocessing, **extra, hub_bank=bank)
+    # the content digests of every training picture: `find` tells a gallery that holds them
+    bank["pictures"] = source_digests([*train.left, *train.right], desc="Reading the training pictures")
+    kept = {key: value for key, value in extra.items() if key != "hub_bank"}  # one from before digests were kept
+    save_checkpoint(checkpoint, embedder, preprocessing, **kept, hub_bank=bank)
     return bank
 
 

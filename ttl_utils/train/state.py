@@ -15,6 +15,7 @@ history in its state (the weights and optimiser state are what make a state larg
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -145,4 +146,11 @@ def finished_run(kind: str, config, data: dict, version: int, omit: dict | None 
     if not (out.is_file() and state.is_file()) or unreadable_torch(state) or unreadable_torch(out):
         return None  # a damaged file is trained again (`cached_training` says which)
     saved = load_torch(state)
-    return out if isinstance(saved, dict) and saved.get("finished") else None
+    if not (isinstance(saved, dict) and saved.get("finished")):
+        return None
+    for path in (out, state):  # its time says when it was last used (`python -m ttl_utils cache --prune`)
+        try:
+            os.utime(path)
+        except OSError:
+            pass
+    return out
