@@ -412,8 +412,9 @@ def keep_hub_bank(checkpoint: str | Path, config: FinetuneConfig, train: PairSet
         return extra["hub_bank"]
     if not config.cached:
         return None
-    # the trunk's outputs as training computed them (from the initial weights): read from its cache
-    inputs = trunk_inputs(build_model(config), train, config, augmented=True)
+    # the trunk's outputs as training computed them (from the initial weights): read from its cache, or
+    # without one, only the clean views computed
+    inputs = trunk_inputs(build_model(config), train, config, augmented=config.cache)
     left, right = _clean_embeddings(embedder, inputs, config, torch.device("cpu"))
     most = max(1, most_bytes // (2 * 2 * left.shape[1]))
     if len(left) > most:
