@@ -40,3 +40,17 @@ def test_a_link_loop_is_listed_by_check_with_the_other_problems(tmp_path, capsys
     err = capsys.readouterr().err
     assert "link loop (a link that leads back to itself) (1): left/loop.jpg" in err
     assert "empty file (0 bytes) (1): right/00003.jpg" in err and "Too many levels" not in err
+
+
+def test_a_link_loop_in_a_gallery_is_skipped_with_one_warning(tmp_path, caplog):
+    import logging
+
+    from ttl_utils.data.inputs import image_files
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.new("RGB", (40, 40)).save(folder / "a.jpg")
+    os.symlink(folder / "loop.jpg", folder / "loop.jpg")
+    with caplog.at_level(logging.WARNING, logger="ttl_utils"):
+        assert image_files([folder]) == [folder / "a.jpg"]
+    assert f"Skipped 1 link(s) that lead back to themselves in {folder}: loop.jpg" in caplog.text

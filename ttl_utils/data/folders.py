@@ -19,7 +19,6 @@ Nothing is dropped silently: every problem found is reported at once in one
 from __future__ import annotations
 
 import csv
-import errno
 import logging
 import os
 import pickle
@@ -35,7 +34,7 @@ from ..errors import DatasetError
 from ..progress import progress
 from ..runtime import decode_workers, io_threads
 from .demo import make_demo_pairs
-from .inputs import header_pixels, header_problem, why_unreadable
+from .inputs import header_pixels, header_problem, link_loops, why_unreadable
 from .pairs import IMAGE_EXTENSIONS, PairSet
 
 __all__ = ["chosen_data", "load_pairs", "resolve_pairs", "write_pairs", "SHOW_AT_MOST"]
@@ -99,7 +98,7 @@ def _list_images(folder: Path, problems: _Problems, strict: bool) -> dict[str, P
                          "rename these files (names are saved in splits and results as UTF-8 text).")
             continue
         path = Path(entry.path)
-        if _loops(path):
+        if link_loops(path):
             problems.add("link loop (a link that leads back to itself)", f"{folder.name}/{entry.name}",
                          "remove these links or point them at the images.")
             continue
@@ -127,15 +126,6 @@ def _list_images(folder: Path, problems: _Problems, strict: bool) -> dict[str, P
                 "keep one file per name: the pairing goes by the name without its extension.",
             )
     return by_name
-
-
-def _loops(path: Path) -> bool:
-    """Whether `path` is a link whose chain of links never reaches a file (the system gives up: ELOOP)."""
-    try:
-        os.stat(path)
-    except OSError as err:
-        return err.errno == errno.ELOOP
-    return False
 
 
 def _drop_outside_links(root: Path, ids: list[str], lefts: list[Path], rights: list[Path], problems: _Problems,

@@ -10,6 +10,9 @@ small or a decompression bomb raises `InputError` (a `ValueError`) whose message
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,7 +21,9 @@ from PIL import Image
 from ..errors import InputError, UnreadableImage
 from .pairs import IMAGE_EXTENSIONS, admit_pixels, open_rgb
 
-__all__ = ["CHECK_SIDE", "MIN_SIDE", "header_pixels", "header_problem", "image_files", "read_image",
+log = logging.getLogger(__name__)
+
+__all__ = ["CHECK_SIDE", "MIN_SIDE", "header_pixels", "header_problem", "image_files", "link_loops", "read_image",
            "why_unreadable"]
 
 MIN_SIDE = 32  # pixels: below this a picture holds too little for any backbone here
@@ -88,14 +93,28 @@ def read_image(path: str | Path, min_side: int = MIN_SIDE) -> Image.Image:
     return open_rgb(path, min_side=1024)  # a query is shown in figures too: kept sharp
 
 
+def link_loops(path: Path) -> bool:
+    """Whether `path` is a link whose chain of links never reaches a file (ELOOP)."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
 def image_files(sources: Iterable[str | Path], what: str = "image") -> list[Path]:
     """Return the image files among `sources`: files as given, folders searched recursively (hidden
     entries skipped), sorted within a folder. Raises `InputError` for a missing source or no images."""
     files: list[Path] = []
     for source in map(Path, sources):
         if source.is_dir():
-            found = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(source).parts))
+            candidates = [p for p in source.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                          and not any(part.startswith(".") for part in p.relative_to(source).parts)]
+            loops = [p for p in candidates if p.is_symlink() and link_loops(p)]
+            if loops:
+                log.warning("Skipped %d link(s) that lead back to themselves in %s: %s", len(loops), source,
+                            ", ".join(str(p.relative_to(source)) for p in loops[:5]) + (" ..." if len(loops) > 5 else ""))
+            found = sorted(p for p in candidates if p.is_file())
             if not found:
                 raise InputError(f"{source}: no {what} files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder.")
             files += found
