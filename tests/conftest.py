@@ -21,16 +21,38 @@ def sample_picture(name: str):
         return image.convert("RGB")
 
 
+@pytest.fixture(scope="session")
+def shared_engine(tmp_path_factory):
+    """One `artifacts/engine/` for the whole session: an ONNX export is keyed by the weights and the
+    input size, so tests share them as runs on one machine do (each test's export took 0.5-2 s)."""
+    return tmp_path_factory.mktemp("engine")
+
+
 @pytest.fixture(autouse=True)
-def isolated_project(tmp_path, monkeypatch):
-    """Each test gets its own project root (data/, artifacts/, figures/) and no TTL_* settings."""
+def isolated_project(tmp_path, monkeypatch, shared_engine):
+    """Each test gets its own project root (data/, artifacts/, figures/) and no TTL_* settings; the
+    ONNX exports are shared (`own_engine` gives a test its own)."""
     home = tmp_path / "project"
-    home.mkdir()
+    (home / "artifacts").mkdir(parents=True)
+    (home / "artifacts" / "engine").symlink_to(shared_engine, target_is_directory=True)
     monkeypatch.setenv("TTL_HOME", str(home))
     monkeypatch.delenv("TTL_DATA", raising=False)
     monkeypatch.delenv("TTL_PROFILE", raising=False)
     monkeypatch.delenv("TTL_UNLABELLED", raising=False)
     return home
+
+
+@pytest.fixture
+def own_engine(isolated_project):
+    """A test that damages, counts or prunes ONNX exports gets an `artifacts/engine/` of its own."""
+    from ttl_utils.models import engine
+
+    link = isolated_project / "artifacts" / "engine"
+    link.unlink()
+    link.mkdir()
+    engine._sessions.clear()
+    yield link
+    engine._sessions.clear()
 
 
 def write_official(root: Path, n: int = 6, size: int = 32, ext: str = ".jpg") -> Path:

@@ -94,6 +94,27 @@ def test_damaged_pair_and_gallery_embeddings_heal(how, tiny, caplog):
     assert read_cache(path) is not None and read_cache(store) is not None
 
 
+def test_a_comparison_says_from_the_cache_only_when_no_forward_pass_was_made(tiny, caplog):
+    """A damaged cache file exists but is embedded again: it is not announced as read from the cache."""
+    from ttl_utils.evaluate.compare import compare_models
+    from ttl_utils.evaluate.embeddings import _embedding_key
+
+    pairs, embedder, preprocessing = tiny
+    loaded = {"lite0": (embedder, preprocessing)}
+    with caplog.at_level(logging.INFO, logger="ttl_utils"):
+        compare_models(loaded, pairs, num_workers=0)
+        assert "Embedded 1 of 1 models, 0 from the cache" in caplog.text
+        caplog.clear()
+        compare_models(loaded, pairs, num_workers=0)
+        assert "lite0: embeddings from the cache (no forward pass)" in caplog.text
+        assert "All 1 models' embeddings came from the cache" in caplog.text
+        damage(cache_path("embeddings", side="right", **_embedding_key(embedder, preprocessing, pairs)), "truncated")
+        caplog.clear()
+        compare_models(loaded, pairs, num_workers=0)
+    assert "is damaged" in caplog.text and "Embedded 1 of 1 models, 0 from the cache" in caplog.text
+    assert "no forward pass" not in caplog.text
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", DAMAGES)
 def test_damaged_trunk_outputs_heal(how, tiny, caplog):
@@ -135,7 +156,7 @@ def test_a_damaged_cached_run_trains_anew_to_the_same_weights(which, caplog):
     assert all(torch.allclose(v, weights[k], atol=1e-6) for k, v in again.embedder.state_dict().items())
 
 
-def test_a_damaged_onnx_export_is_rebuilt_and_sessions_and_exports_stay_bounded(tiny, caplog):
+def test_a_damaged_onnx_export_is_rebuilt_and_sessions_and_exports_stay_bounded(own_engine, tiny, caplog):
     from ttl_utils.models import engine
 
     pairs, embedder, preprocessing = tiny
@@ -186,3 +207,24 @@ def test_the_cache_command_lists_kinds_and_prunes_by_kind_and_age(capsys):
     assert not cache_path("ranks", data="a").exists() and "Removed 1 file(s)" in capsys.readouterr().out
     assert main(["cache", "--prune", "--kind", "nothing"]) == 2
     assert "artifacts/ holds no such kind" in capsys.readouterr().err
+
+
+def test_cache_prune_max_size_removes_the_least_recently_used_first(capsys):
+    import json
+
+    from ttl_utils.cli import main
+
+    paths = [cache_path("embeddings", data=name) for name in "abc"]
+    for used, path in enumerate(paths):  # 400 KB each; a used first, c last
+        save_cache({"x": torch.zeros(100_000)}, path)
+        os.utime(path, (1_000_000 + used, 1_000_000 + used))
+    read_cache(paths[0])  # reading a file makes it the most recently used
+    assert main(["cache", "--prune", "--max-size", "1MB", "--json", "-"]) == 0
+    pruned = json.loads(capsys.readouterr().out)
+    assert pruned["removed"] == [f"embeddings/{paths[1].name}"] and pruned["bytes"] <= 2**20
+    assert main(["cache", "--prune", "--max-size", "0", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["bytes"] == 0 and not any(p.exists() for p in paths)
+    assert main(["cache", "--prune", "--max-size", "lots"]) == 2
+    assert "'lots': give a size such as 2GB, 500MB or 1.5G." in capsys.readouterr().err
+    assert main(["cache", "--max-size", "1GB"]) == 2
+    assert "say what --prune removes: add --prune" in capsys.readouterr().err

@@ -54,6 +54,12 @@ def test_embeddings_of_real_pictures_match_the_torch_path_within_1e4(monkeypatch
     assert (fast - slow).abs().max().item() < 1e-4
 
 
+
+@pytest.fixture(autouse=True)
+def _own_exports(own_engine):
+    """These tests count, compare and damage exports: each gets its own engine folder."""
+    return own_engine
+
 def test_an_export_is_made_once_per_weights_and_stages(monkeypatch):
     calls = []
     real = ENGINE._export

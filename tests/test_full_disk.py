@@ -87,3 +87,83 @@ def test_an_output_flag_naming_a_folder_is_refused(command, capsys):
 
     assert main(command) == 2
     assert "that is a folder; give a file name in it" in capsys.readouterr().err
+
+
+_ON_A_SMALL_DISK = r'''
+set -u
+mount -t tmpfs -o size=160m tmpfs "$FULL"
+step() { echo "### $1"; }
+ttl() { "$PY" -m ttl_utils "$@" 2>&1; echo "rc=$?"; }
+epoch() { "$PY" -c 'import sys, torch; print("epoch", torch.load(sys.argv[1], weights_only=True)["epoch"])' "$1"; }
+fill() { cat /dev/zero > "$FULL/filler" 2>/dev/null || true; }
+step json
+echo '{"kept": true}' > "$FULL/scores.json"
+fill
+ttl evaluate --model efficientnet_lite0:none --data "$DATA" --split all --workers 0 --json "$FULL/scores.json"
+cat "$FULL/scores.json"
+step figure
+ttl compare --model efficientnet_lite0:none --data "$DATA" --split all --workers 0 --figure "$FULL/fig"
+ls -A "$FULL"
+rm "$FULL/filler"
+step first-epoch
+ttl finetune --data "$DATA" --out "$FULL/ft.pt" --epochs 1 --workers 0
+fill
+step full
+ttl finetune --data "$DATA" --out "$FULL/ft.pt" --epochs 2 --workers 0 --resume
+epoch "$FULL/ft.pt.state.pt"
+ls -A "$FULL"
+rm "$FULL/filler"
+step freed
+ttl finetune --data "$DATA" --out "$FULL/ft.pt" --epochs 2 --workers 0 --resume
+epoch "$FULL/ft.pt.state.pt"
+'''
+
+
+def _can_mount_a_tmpfs(folder: Path) -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs '{folder}'"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+def test_on_a_real_full_disk_every_write_says_so_keeps_the_old_file_and_resume_continues(tmp_path):
+    """A small tmpfs, mounted in a user namespace of its own, that the test fills: the real ENOSPC,
+    and PyTorch's own short write, not an injected error."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import write_official
+
+    full = tmp_path / "small-disk"
+    full.mkdir()
+    if not _can_mount_a_tmpfs(full):
+        pytest.skip("this machine lets no user namespace mount a tmpfs (unshare -rm); the injected-ENOSPC tests "
+                    "above cover the same code")
+    data = write_official(tmp_path / "ttl", n=12, size=48)
+    env = {**os.environ, "FULL": str(full), "DATA": str(data), "PY": sys.executable, "TTL_PROFILE": "smoke",
+           "TQDM_DISABLE": "1"}
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", _ON_A_SMALL_DISK], env=env, capture_output=True, text=True,
+                          timeout=600)
+    steps = dict(part.split("\n", 1) for part in done.stdout.split("### ")[1:])
+
+    def errors(step: str) -> list[str]:
+        return [line for line in steps[step].splitlines() if "error:" in line or "Traceback" in line]
+
+    assert errors("json") == [f"error: {full}/scores.json: the disk is full (no space left on device); what it held "
+                              "before is kept. Free some space and run again."], steps["json"]
+    assert "rc=1" in steps["json"] and steps["json"].rstrip().endswith('{"kept": true}')
+    [figure] = errors("figure")
+    assert figure.startswith(f"error: {full}/fig_") and "the disk is full" in figure
+    assert steps["figure"].split("rc=1", 1)[1].split() == ["filler", "scores.json"]  # no half of the pair, no temporary
+    assert "rc=0" in steps["first-epoch"]
+    [line] = errors("full")
+    assert f"{full}/ft.pt" in line and "the disk is full" in line and "--resume" in line
+    assert "rc=1" in steps["full"] and "epoch 1" in steps["full"]  # the state on disk is still the last good one
+    assert not [name for name in steps["full"].split("epoch 1", 1)[1].split() if name.endswith(".tmp")]
+    assert "rc=0" in steps["freed"] and "epoch 2" in steps["freed"], steps["freed"]

@@ -101,35 +101,6 @@ def test_batched_augmentation_path_runs(images, tmp_path):
     assert load_checkpoint(out)[2]["pretrain"]["step"] == 1
 
 
-def _ddp_worker(rank, port, images, out):
-    import os
-
-    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    import torch.distributed as dist
-
-    try:
-        pretrain(config(images, out, epochs=1, batch_size=4))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-@pytest.mark.slow
-def test_two_processes_with_gloo_train_one_model(images, tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker, args=(port, images, out), nprocs=2, join=True)
-    extra = load_checkpoint(out)[2]["pretrain"]
-    # 16 images, 4 a process, 2 processes: 2 steps in the epoch
-    assert extra["step"] == 2 and extra["config"]["batch_size"] == 4
-
-
 def test_projector_defaults_follow_the_backbone():
     from ttl_utils.cli import build_parser
     from ttl_utils.train.recipes import default_projector

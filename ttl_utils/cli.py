@@ -84,6 +84,21 @@ def _positive(text: str) -> int:
     return value
 
 
+def _size(text: str) -> int:
+    """A size in bytes from `2GB`, `500MB`, `1.5G` or a number of bytes."""
+    units = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30, "T": 2**40,
+             "TB": 2**40}
+    number = text.strip().upper().rstrip("IB") if text.strip().upper().endswith("IB") else text.strip().upper()
+    digits = number.rstrip("BKMGT")
+    try:
+        value = float(digits) * units[number[len(digits):]]
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a size such as 2GB, 500MB or 1.5G.") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more.")
+    return int(value)
+
+
 def _image_size(text: str) -> int:
     """A crop size a backbone can run on: at least 32 pixels (five halvings leave one cell)."""
     from .data.inputs import MIN_SIDE
@@ -330,7 +345,8 @@ def _add_pretrain(sub) -> None:
                    help="e.g. 8192-8192-8192 (default for resnet50, as in the paper; 1024-1024-1024 otherwise)")
     p.add_argument("--optimizer", choices=("adamw", "lars"), default=None, help="default: lars (gpu profile), adamw")
     p.add_argument("--lr", type=float, default=None, help="AdamW's learning rate (default 1e-4; LARS uses the paper's)")
-    p.add_argument("--augment", choices=("cpu", "gpu"), default=None, help="default: cpu (in data-loader workers)")
+    p.add_argument("--augment", choices=("cpu", "gpu"), default=None,
+                   help="cpu: in data-loader workers; gpu: in batches on the device (default: gpu in the gpu profile, else cpu)")
     p.add_argument("--no-blur", action="store_true", help="never blur the views (the paper blurs them; an ablation)")
     p.add_argument("--workers", type=_count, default=None, help="data-loading processes (default: the profile's)")
     p.add_argument("--device", type=_device, default=None, help=_DEVICE_HELP)
@@ -416,17 +432,20 @@ def _add_env(sub) -> None:
 
 def _add_cache(sub) -> None:
     p = _command(sub, "cache", "list what artifacts/ holds by kind, with sizes; --prune removes what was not used lately",
-                 ["", "--prune --older-than 14", "--prune --kind embeddings --kind gallery"],
+                 ["", "--prune --older-than 14", "--prune --max-size 2GB", "--prune --kind embeddings --kind gallery"],
                  description="Every cached result (embeddings, trunk outputs, training runs, ONNX exports, ...) can be "
                              "computed again: removing it costs time, never a result. A cache file's time is the last "
                              "time it was used.")
-    p.add_argument("--prune", action="store_true", help="remove the files of --kind, or those unused for --older-than "
-                                                        "days, and temporary files interrupted writes left")
-    p.add_argument("--older-than", type=_positive, default=30, metavar="DAYS",
-                   help="with --prune: files not used for this many days (default 30), and temporary files")
+    p.add_argument("--prune", action="store_true", help="remove the files of --kind, those unused for --older-than "
+                                                        "days, the least recently used beyond --max-size, and temporary "
+                                                        "files interrupted writes left (alone: --older-than 30)")
+    p.add_argument("--older-than", type=_positive, default=None, metavar="DAYS",
+                   help="with --prune: files not used for this many days")
+    p.add_argument("--max-size", type=_size, default=None, metavar="SIZE",
+                   help="with --prune: keep at most this much (e.g. 2GB, 500MB), removing the least recently used first")
     p.add_argument("--kind", action="append", default=None, metavar="KIND",
-                   help="with --prune: instead, every file of this kind whatever its age (a folder of artifacts/; "
-                        "give it again for more)")
+                   help="with --prune: every file of this kind whatever its age (a folder of artifacts/; give it again "
+                        "for more)")
     p.add_argument("--json", type=_file, help=_JSON_HELP)
 
 

@@ -539,42 +539,21 @@ def env_command(args: argparse.Namespace) -> None:
         write_json(settings, args)
 
 
-def _cache_kinds(root: Path) -> dict[str, list[Path]]:
-    """Return the files under `artifacts/` by kind (its first-level folders; loose files under "other")."""
-    kinds: dict[str, list[Path]] = {}
-    if root.is_dir():
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                kind = path.relative_to(root).parts[0] if len(path.relative_to(root).parts) > 1 else "other"
-                kinds.setdefault(kind, []).append(path)
-    return kinds
-
-
 def cache_command(args: argparse.Namespace) -> None:
+    from .cache import cache_files, prune
+
     root = artifacts_dir()
-    kinds = _cache_kinds(root)
-    if args.kind and not args.prune:
-        raise UsageError("--kind says what --prune removes: add --prune.")
+    kinds = cache_files(root)
+    if (args.kind or args.max_size is not None or args.older_than is not None) and not args.prune:
+        raise UsageError("--kind, --older-than and --max-size say what --prune removes: add --prune.")
     unknown = [kind for kind in args.kind or () if kind not in kinds]
     if unknown:
         raise UsageError(f"--kind {unknown[0]}: artifacts/ holds no such kind; it holds "
                          + (", ".join(kinds) or "nothing") + ".")
-    removed: list[Path] = []
-    freed = 0
-    if args.prune:
-        cutoff = time.time() - args.older_than * 86400
-        for kind, files in kinds.items():
-            for path in files:
-                try:
-                    stale = path.name.endswith(".tmp") or path.stat().st_mtime < cutoff
-                    if (args.kind and kind in args.kind) or (not args.kind and stale):
-                        size = path.stat().st_size
-                        path.unlink()
-                        removed.append(path)
-                        kinds[kind] = [p for p in kinds[kind] if p != path]
-                        freed += size
-                except OSError:
-                    continue
+    days = args.older_than if args.older_than is not None or args.kind or args.max_size is not None else 30
+    removed = prune(kinds, tuple(args.kind or ()), None if days is None else time.time() - days * 86400,
+                    args.max_size) if args.prune else []
+    freed = sum(size for _, size in removed)
     table = {kind: {"files": len(files), "bytes": sum(p.stat().st_size for p in files if p.exists())}
              for kind, files in kinds.items() if files}
     for kind, row in sorted(table.items(), key=lambda item: -item[1]["bytes"]):
@@ -582,9 +561,11 @@ def cache_command(args: argparse.Namespace) -> None:
     total = sum(row["bytes"] for row in table.values())
     print(f"{'total':<20} {sum(r['files'] for r in table.values()):>6} files {total / 2**20:>10.1f} MB  ({root})")
     if args.prune:
-        print(f"Removed {len(removed)} file(s), {freed / 2**20:.1f} MB"
-              + (f" of {', '.join(args.kind)}" if args.kind else f" unused for {args.older_than} days or left by "
-                 "interrupted writes") + ": each is computed again when needed.")
+        why = [f"of {', '.join(args.kind)}"] if args.kind else []
+        why += [f"unused for {days:g} days"] if days is not None else []
+        why += [f"least recently used beyond {args.max_size / 2**20:.0f} MB"] if args.max_size is not None else []
+        print(f"Removed {len(removed)} file(s), {freed / 2**20:.1f} MB: " + ", ".join(why + ["left by interrupted writes"])
+              + ". Each is computed again when needed.")
     if args.json:
         write_json({"folder": str(root), "kinds": table, "bytes": total,
-                    "removed": [str(p.relative_to(root)) for p in removed]}, args)
+                    "removed": [str(p.relative_to(root)) for p, _ in removed]}, args)

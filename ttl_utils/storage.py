@@ -137,7 +137,13 @@ def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = f"{_host()} {os.getpid()}"
     while True:
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except OSError as err:
+            if err.errno in _FULL:
+                raise DiskFullError(f"{lock}: the disk is full (no space left on device); nothing was written. "
+                                    "Free some space and run again.") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -156,8 +162,13 @@ def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
         if same:  # not a lock file another run removed while this one opened it
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, me.encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, me.encode())
+    except OSError as err:  # the name only tells a refused run who holds the lock: the lock holds without it
+        if err.errno not in _FULL:
+            os.close(fd)
+            raise
     try:
         yield path
     finally:

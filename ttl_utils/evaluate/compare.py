@@ -26,7 +26,7 @@ from ..errors import UsageError
 from ..models.checkpoints import load_model
 from ..models.embedder import Embedder
 from ..models.preprocessing import Preprocessing
-from .embeddings import embed_pairs, embeddings_cached, gallery_embeddings
+from .embeddings import embed_pairs, embedding_files, gallery_embeddings
 from .hubs import hub_penalties
 from .metrics import DIRECTIONS, Ranked
 from .ranking import rank_pairs
@@ -84,9 +84,10 @@ def rank_model(name: str, embedder: Embedder, preprocessing: Preprocessing, pair
                bank: HubBank | None = None) -> Ranked:
     """Return the ranks of `embedder` on `pairs` (both directions, and among 20 candidates; by CSLS
     against `bank` when given), its embeddings read from (or written to) the cache."""
-    if cache and embeddings_cached(embedder, preprocessing, pairs):
-        log.info("%s: embeddings from the cache (no forward pass)", name)
+    before = embedding_files(embedder, preprocessing, pairs)
     left, right = embed_pairs(embedder, preprocessing, pairs, batch_size, device, num_workers, cache)
+    if cache and None not in before and embedding_files(embedder, preprocessing, pairs) == before and name:
+        log.info("%s: embeddings from the cache (no forward pass)", name)
     penalties = bank.penalties(embedder, preprocessing, left, right, device, batch_size, num_workers, cache) \
         if bank is not None else None
     return rank_pairs(name, left, right, seed, penalties=penalties)
@@ -133,10 +134,12 @@ def compare_models(loaded: dict[str, tuple[Embedder, Preprocessing]], pairs: Pai
     """Return the ranks of each `{name: (embedder, preprocessing)}` on `pairs`, in order; embeddings
     come from the cache when there (and it says when no forward pass was needed). `bank` is one
     bank for every model, or `{name: bank or None}`."""
-    cached_already = sum(cache and embeddings_cached(e, p, pairs) for e, p in loaded.values())
-    ranked = [rank_model(name, embedder, preprocessing, pairs, device, batch_size, num_workers, cache,
-                         bank=bank.get(name) if isinstance(bank, dict) else bank)
-              for name, (embedder, preprocessing) in loaded.items()]
+    ranked, cached_already = [], 0
+    for name, (embedder, preprocessing) in loaded.items():
+        before = embedding_files(embedder, preprocessing, pairs)
+        ranked.append(rank_model(name, embedder, preprocessing, pairs, device, batch_size, num_workers, cache,
+                                 bank=bank.get(name) if isinstance(bank, dict) else bank))
+        cached_already += cache and None not in before and embedding_files(embedder, preprocessing, pairs) == before
     if cached_already == len(loaded):
         log.info("All %d models' embeddings came from the cache (artifacts/embeddings/): no forward pass.", len(loaded))
     else:

@@ -36,7 +36,7 @@ from ..models.preprocessing import CUES, CuePreprocessing, Preprocessing
 from ..progress import progress
 from ..storage import read_cache, save_cache
 
-__all__ = ["cue_embeddings", "embed", "embed_pairs", "embed_queries", "embeddings_cached", "flip_averaged",
+__all__ = ["cue_embeddings", "embed", "embed_pairs", "embed_queries", "embedding_files", "flip_averaged",
            "gallery_embeddings"]
 
 log = logging.getLogger(__name__)
@@ -109,10 +109,20 @@ def _embedding_key(embedder: Embedder, preprocessing: Preprocessing, pairs: Pair
             "preprocessing": preprocessing.to_dict(), "data": pairs.fingerprint}
 
 
-def embeddings_cached(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> bool:
-    """Return whether `embed_pairs` would read both sides from the cache (no forward pass)."""
+def embedding_files(embedder: Embedder, preprocessing: Preprocessing, pairs: PairSet) -> tuple[tuple[int, int] | None, ...]:
+    """Return the identity (device, inode) of each side's embedding cache file, None where there is none.
+
+    `embed_pairs` reads a sound file in place and replaces (a new file) one it computes again, a
+    damaged one included: the identities before and after it tell whether it made a forward pass."""
     key = _embedding_key(embedder, preprocessing, pairs)
-    return all(cache_path("embeddings", side=side, **key).is_file() for side in ("left", "right"))
+    identities = []
+    for side in ("left", "right"):
+        try:
+            found = cache_path("embeddings", side=side, **key).stat()
+            identities.append((found.st_dev, found.st_ino))
+        except OSError:
+            identities.append(None)
+    return tuple(identities)
 
 
 def _holds(found: Any, ids) -> bool:

@@ -253,16 +253,6 @@ def _optimiser(model: BarlowTwins, config: PretrainConfig, world: int) -> torch.
     raise ValueError(f"Unknown optimizer {config.optimizer!r}; choose adamw or lars.")
 
 
-def _save(model: BarlowTwins, optimiser, config: PretrainConfig, epoch: int, step: int, history: list,
-          finished: bool = False, images: str | None = None) -> None:
-    """Write the checkpoint (the backbone as an embedder, the projector, the history) and the training state."""
-    save_checkpoint(config.out, model.embedder, Preprocessing.for_size(config.image_size),
-                    pretrain={"epoch": epoch, "step": step, "config": asdict(config),
-                              "projector": model.projector.state_dict(), "history": history})
-    save_state(config, epoch, history, finished, state_dict=model.state_dict(), optimizer=optimiser.state_dict(),
-               step=step, images=images)
-
-
 @dataclass
 class _Run:
     """What a pretraining run carries from stage to stage."""
@@ -277,6 +267,25 @@ class _Run:
     step: int = 0
     history: list = field(default_factory=list)
     images: str | None = None  # what the resumed run trained on (`ImageFolderImages.listing`)
+
+
+def precision(device: torch.device) -> str:
+    """The precision of a step on `device`: `bfloat16` (autocast, AMP) on a GPU; `float32` on a CPU,
+    where autocast is left off."""
+    return "bfloat16" if device.type == "cuda" else "float32"
+
+
+def _save(run: _Run, config: PretrainConfig, epoch: int, finished: bool = False, images: str | None = None) -> None:
+    """Write the checkpoint (the backbone as an embedder, the projector, the history, how it ran) and the
+    training state."""
+    model = run.model
+    save_checkpoint(config.out, model.embedder, Preprocessing.for_size(config.image_size),
+                    pretrain={"epoch": epoch, "step": run.step, "config": asdict(config),
+                              "projector": model.projector.state_dict(), "history": run.history,
+                              "processes": run.world, "device": run.device.type,
+                              "precision": precision(run.device)})
+    save_state(config, epoch, run.history, finished, state_dict=model.state_dict(), optimizer=run.optimiser.state_dict(),
+               step=run.step, images=images)
 
 
 def _set_up(config: PretrainConfig, resume: bool) -> _Run:
@@ -338,7 +347,7 @@ def _step(run: _Run, config: PretrainConfig, view_1: torch.Tensor, view_2: torch
     scale = warmup_cosine(run.step, total_steps, warmup)
     for group in run.optimiser.param_groups:
         group["lr"] = group["base_lr"] * scale
-    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.device.type == "cuda"):
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=precision(run.device) == "bfloat16"):
         loss = run.trainer(view_1, view_2)
     if not torch.isfinite(loss):
         out = Path(config.out)
@@ -400,8 +409,8 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
     total_steps = max(1, round(config.budget * full))  # a shorter budget: the same schedule, fitted to fewer steps
     warmup = round(config.warmup_epochs * steps_per_epoch * config.budget)  # a shorter budget warms up as much shorter
     if run.rank == 0:
-        log.info("Barlow Twins: %d images, %d steps an epoch, %d processes, %s", len(data), steps_per_epoch, run.world,
-                 run.device)
+        log.info("Barlow Twins: %d images, %d steps an epoch, %d process(es) on %s, %s, %s augmentation", len(data),
+                 steps_per_epoch, run.world, run.device, precision(run.device), config.augment)
     epochs_done = run.start_epoch
     for epoch in range(run.start_epoch, config.epochs):
         if run.step >= total_steps:
@@ -420,12 +429,12 @@ def pretrain(config: PretrainConfig, resume: bool = False) -> Path:
             if run.rank == 0 and (run.step % config.log_every == 0 or run.step == total_steps):
                 _log_step(run, config, loss, epoch, seen, tick)
         if run.rank == 0:
-            _save(run.model, run.optimiser, config, epoch + 1, run.step, run.history, images=images)
+            _save(run, config, epoch + 1, images=images)
         epochs_done = epoch + 1
         if run.world > 1:
             dist.barrier()
     if run.rank == 0:
-        _save(run.model, run.optimiser, config, epochs_done, run.step, run.history, finished=True, images=images)
+        _save(run, config, epochs_done, finished=True, images=images)
     return Path(config.out)
 
 

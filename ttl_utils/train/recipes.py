@@ -42,7 +42,7 @@ _PRETRAIN = {
     "smoke": {"epochs": 1, "max_steps": 3, "batch_size": 16, "image_size": 64, "projector": (128, 128),
               "log_every": 1},
     "cpu": {"epochs": 1, "warmup_epochs": 0.1, "batch_size": 32, "image_size": 96},
-    "gpu": {"optimizer": "lars"},
+    "gpu": {"optimizer": "lars", "augment": "gpu"},
 }
 # The study's own fine-tuning: a projection (linear head) on the pooled last stage, triplet loss.
 # ResNet-50 on a CPU trains the head alone on two cached views (its trunk's maps would not fit).
@@ -232,7 +232,8 @@ class PretrainConfig:
         cpu: continue from ImageNet for 1 epoch at 96 px with AdamW, warmed up over its first tenth
         (a laptop's scale: about 170 steps of 32 over the training pairs' pictures and an
         unlabelled pool beside them);
-        gpu: the profile's epochs, batch and size with LARS; smoke: three steps.
+        gpu: the profile's epochs, batch and size with LARS, the views augmented in batches on the device
+        (`augment="gpu"`; bfloat16 autocast there); smoke: three steps.
         """
         backbone = overrides.get("backbone") or profile.backbone
         base = {"data": (), "out": "", "backbone": backbone, "epochs": profile.epochs, "batch_size": profile.batch_size,
