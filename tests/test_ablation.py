@@ -111,7 +111,11 @@ def test_the_script_prints_the_table_and_explains_bad_input(tmp_path, capsys, mo
     assert script.main(["--data", str(data), "--holdout", "50", "frozen"]) == 2
     assert "holdout must leave" in capsys.readouterr().err
     assert script.main(["--data", str(data), "--init", str(tmp_path / "none.pt"), "frozen"]) == 2
-    assert "--init: no checkpoint at" in capsys.readouterr().err
+    assert f"{tmp_path / 'none.pt'}: no such checkpoint file" in capsys.readouterr().err
+    assert script.main(["--data", str(data), "--backbone", "efficientnet_lite2", "frozen"]) == 2
+    assert "--backbone is now --init BACKBONE (e.g. --init efficientnet_lite2)." in capsys.readouterr().err
+    assert script.main(["--data", str(data), "--init", "efficientnet_lite0:none", "frozen"]) == 2
+    assert "fine-tuning starts from pretrained weights" in capsys.readouterr().err
     start = save_checkpoint(tmp_path / "start.pt", build_embedder("efficientnet_lite0"), Preprocessing.for_size(64))
     assert script.main(["--data", str(data), "--holdout", "4", "--epochs", "1", "--workers", "0", "--init", str(start),
                         "infonce-ms-frozen"]) == 0

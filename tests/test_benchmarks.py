@@ -56,6 +56,7 @@ def test_finetune_benchmark_stops_with_the_command_s_error(tmp_path, capsys):
 def test_study_resnet50_benchmark_runs_the_rows_on_stand_in_weights(tmp_path, monkeypatch, capsys):
     bench = _load("study_resnet50")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "untouched"))  # the script sets its own; restored after
+    monkeypatch.setenv("TTL_ENGINE", "torch")  # the script's timing, not the engine, is tested
     data = write_official(tmp_path / "a", n=10, size=32)
     result = bench.main(["--data", str(data), "--profile", "smoke", "--image-size", "32",
                          "--json", str(tmp_path / "b.json")])

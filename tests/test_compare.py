@@ -162,6 +162,7 @@ def test_study_resnet50_rows_from_stand_in_weights_end_to_end(tmp_path, monkeypa
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("TTL_PROFILE", "smoke")
+    monkeypatch.setenv("TTL_ENGINE", "torch")  # the rows, not the engine, are tested: no ONNX export of ResNet-50
     assert [p.name for p in missing_study_weights()] == ["resnet50-11ad3fa6.pth", "resnet50.pth"]
     profile = dataclasses.replace(get_profile("smoke"), image_size=32)  # ResNet-50 at its smallest: a fast test
     with pytest.raises(FileNotFoundError, match="not in torch.hub's cache"):

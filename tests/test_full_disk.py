@@ -90,32 +90,55 @@ def test_an_output_flag_naming_a_folder_is_refused(command, capsys):
 
 
 _ON_A_SMALL_DISK = r'''
-set -u
-mount -t tmpfs -o size=160m tmpfs "$FULL"
-step() { echo "### $1"; }
-ttl() { "$PY" -m ttl_utils "$@" 2>&1; echo "rc=$?"; }
-epoch() { "$PY" -c 'import sys, torch; print("epoch", torch.load(sys.argv[1], weights_only=True)["epoch"])' "$1"; }
-fill() { cat /dev/zero > "$FULL/filler" 2>/dev/null || true; }
-step json
-echo '{"kept": true}' > "$FULL/scores.json"
-fill
-ttl evaluate --model efficientnet_lite0:none --data "$DATA" --split all --workers 0 --json "$FULL/scores.json"
-cat "$FULL/scores.json"
-step figure
-ttl compare --model efficientnet_lite0:none --data "$DATA" --split all --workers 0 --figure "$FULL/fig"
-ls -A "$FULL"
-rm "$FULL/filler"
-step first-epoch
-ttl finetune --data "$DATA" --out "$FULL/ft.pt" --epochs 1 --workers 0
-fill
-step full
-ttl finetune --data "$DATA" --out "$FULL/ft.pt" --epochs 2 --workers 0 --resume
-epoch "$FULL/ft.pt.state.pt"
-ls -A "$FULL"
-rm "$FULL/filler"
-step freed
-ttl finetune --data "$DATA" --out "$FULL/ft.pt" --epochs 2 --workers 0 --resume
-epoch "$FULL/ft.pt.state.pt"
+import os, subprocess, sys
+from pathlib import Path
+
+full, data = Path(os.environ["FULL"]), os.environ["DATA"]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(full)], check=True)
+from ttl_utils.cli import main
+
+
+def step(name):
+    print(f"### {name}", flush=True)
+
+
+def ttl(*args):
+    print(f"rc={main(list(args))}", flush=True)
+
+
+def fill():
+    fd = os.open(full / "filler", os.O_CREAT | os.O_WRONLY)
+    try:
+        while True:
+            os.write(fd, bytes(2**20))
+    except OSError:
+        os.close(fd)
+
+
+def listing():
+    print(*sorted(os.listdir(full)), flush=True)
+
+
+step("json")
+(full / "scores.json").write_text('{"kept": true}')
+fill()
+ttl("evaluate", "--model", "efficientnet_lite0:none", "--data", data, "--split", "all", "--workers", "0",
+    "--json", str(full / "scores.json"))
+print((full / "scores.json").read_text(), flush=True)
+step("figure")
+ttl("compare", "--model", "efficientnet_lite0:none", "--data", data, "--split", "all", "--workers", "0",
+    "--figure", str(full / "fig"))
+listing()
+os.remove(full / "filler")
+step("first-epoch")
+ttl("finetune", "--data", data, "--out", str(full / "ft.pt"), "--epochs", "1", "--workers", "0")
+fill()
+step("full")
+ttl("finetune", "--data", data, "--out", str(full / "ft.pt"), "--epochs", "2", "--workers", "0", "--resume")
+listing()
+os.remove(full / "filler")
+step("freed")
+ttl("finetune", "--data", data, "--out", str(full / "ft.pt"), "--epochs", "2", "--workers", "0", "--resume")
 '''
 
 
@@ -146,10 +169,10 @@ def test_on_a_real_full_disk_every_write_says_so_keeps_the_old_file_and_resume_c
         pytest.skip("this machine lets no user namespace mount a tmpfs (unshare -rm); the injected-ENOSPC tests "
                     "above cover the same code")
     data = write_official(tmp_path / "ttl", n=12, size=48)
-    env = {**os.environ, "FULL": str(full), "DATA": str(data), "PY": sys.executable, "TTL_PROFILE": "smoke",
-           "TQDM_DISABLE": "1"}
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", _ON_A_SMALL_DISK], env=env, capture_output=True, text=True,
-                          timeout=600)
+    env = {**os.environ, "FULL": str(full), "DATA": str(data), "TTL_PROFILE": "smoke", "TQDM_DISABLE": "1"}
+    done = subprocess.run(["unshare", "-rm", sys.executable, "-u", "-c", _ON_A_SMALL_DISK], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
     steps = dict(part.split("\n", 1) for part in done.stdout.split("### ")[1:])
 
     def errors(step: str) -> list[str]:
@@ -164,6 +187,8 @@ def test_on_a_real_full_disk_every_write_says_so_keeps_the_old_file_and_resume_c
     assert "rc=0" in steps["first-epoch"]
     [line] = errors("full")
     assert f"{full}/ft.pt" in line and "the disk is full" in line and "--resume" in line
-    assert "rc=1" in steps["full"] and "epoch 1" in steps["full"]  # the state on disk is still the last good one
-    assert not [name for name in steps["full"].split("epoch 1", 1)[1].split() if name.endswith(".tmp")]
-    assert "rc=0" in steps["freed"] and "epoch 2" in steps["freed"], steps["freed"]
+    assert "rc=1" in steps["full"]
+    assert steps["full"].split("rc=1", 1)[1].split() == ["filler", "ft.pt", "ft.pt.state.pt", "scores.json"]
+    # the state on disk was still epoch 1's: the run after freeing space trains epoch 2 alone and finishes
+    trained = [json.loads(line)["epoch"] for line in steps["freed"].splitlines() if line.startswith('{"epoch"')]
+    assert trained == [2] and "rc=0" in steps["freed"] and "Wrote" in steps["freed"], steps["freed"]

@@ -26,25 +26,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _run(command: list[str], env: dict) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
 @pytest.mark.slow
-def test_the_gpu_profile_pretrains_with_torchrun_fine_tunes_and_evaluates_on_a_cpu(tmp_path):
+def test_the_gpu_profile_pretrains_with_torchrun_fine_tunes_and_evaluates_on_a_cpu(tmp_path, monkeypatch):
+    from ttl_utils.cli import main
+
     data = write_pairs(make_demo_pairs(8, 40, seed=5), tmp_path / "demo")
     # TTL_ENGINE=torch: frozen forwards in torch, as on a GPU (ONNX Runtime serves CPUs only)
-    env = {**os.environ, "TTL_HOME": str(tmp_path / "home"), "TQDM_DISABLE": "1", "TTL_ENGINE": "torch"}
-    env.pop("TTL_PROFILE", None)
+    monkeypatch.setenv("TTL_ENGINE", "torch")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    bt = tmp_path / "bt.pt"
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
                 "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), "-m", "ttl_utils"]
-    ttl = [sys.executable, "-m", "ttl_utils"]
-    bt = tmp_path / "bt.pt"
-    pretrained = _run([*torchrun, "pretrain", "--profile", "gpu", "--data", str(data), "--out", str(bt),
-                       "--init", "resnet50:none", "--epochs", "1", "--batch-size", "4", "--image-size", "32",
-                       "--projector", "64-64", "--workers", "0", "--device", "cpu"], {**env, "OMP_NUM_THREADS": "1"})
+    pretrained = subprocess.run([*torchrun, "pretrain", "--profile", "gpu", "--data", str(data), "--out", str(bt),
+                                 "--init", "resnet50:none", "--epochs", "1", "--batch-size", "4", "--image-size", "32",
+                                 "--projector", "64-64", "--workers", "0", "--device", "cpu"],
+                                env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert pretrained.returncode == 0, pretrained.stderr[-3000:]
     assert "2 process(es) on cpu, float32, gpu augmentation" in pretrained.stderr
     embedder, _, extra = load_checkpoint(bt)
     run = extra["pretrain"]
@@ -55,9 +52,9 @@ def test_the_gpu_profile_pretrains_with_torchrun_fine_tunes_and_evaluates_on_a_c
     assert run["step"] == 2 and [line["step"] for line in run["history"]] == [2]
 
     tuned = tmp_path / "ft.pt"
-    _run([*ttl, "finetune", "--profile", "gpu", "--init", str(bt), "--data", str(data), "--split", "all",
-          "--out", str(tuned), "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--views", "2",
-          "--workers", "0", "--device", "cpu"], env)
+    assert main(["-q", "finetune", "--profile", "gpu", "--init", str(bt), "--data", str(data), "--split", "all",
+                 "--out", str(tuned), "--epochs", "1", "--batch-size", "8", "--image-size", "32", "--views", "2",
+                 "--workers", "0", "--device", "cpu"]) == 0
     embedder, _, extra = load_checkpoint(tuned)
     settings = extra["finetune"]["config"]
     assert embedder.backbone.name == "resnet50"
@@ -65,8 +62,8 @@ def test_the_gpu_profile_pretrains_with_torchrun_fine_tunes_and_evaluates_on_a_c
     assert len(extra["finetune"]["trained_on"]) == 8
 
     scores = tmp_path / "scores.json"
-    _run([*ttl, "evaluate", "--profile", "gpu", "--model", str(tuned), "--data", str(data), "--split", "all",
-          "--image-size", "32", "--device", "cpu", "--json", str(scores)], env)
+    assert main(["-q", "evaluate", "--profile", "gpu", "--model", str(tuned), "--data", str(data), "--split", "all",
+                 "--image-size", "32", "--device", "cpu", "--json", str(scores)]) == 0
     report = json.loads(scores.read_text())
     assert report["n_queries"] == 8 and report["n_candidates"] == 8
     assert 0.0 <= report["recall"]["1"] <= report["recall"]["5"] <= 1.0

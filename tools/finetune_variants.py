@@ -2,7 +2,8 @@
 
     python tools/finetune_variants.py --data ../shared/ttl-dev                  # every variant
     python tools/finetune_variants.py --data DIR triplet infonce-ms --holdout 200  # some of them
-    python tools/finetune_variants.py --data DIR --init runs/bt.pt infonce-ms   # from another start
+    python tools/finetune_variants.py --data DIR --init runs/bt.pt infonce-ms   # from a checkpoint
+    python tools/finetune_variants.py --data DIR --init efficientnet_lite2       # another backbone
     python tools/finetune_variants.py --data DIR --both-ways --against infonce-ms-grid4 \
         infonce-ms-grid4 infonce-ms-grid4-unfreeze2                             # one recipe against another
 
@@ -26,7 +27,7 @@ from ttl_utils.config import get_profile
 from ttl_utils.data.folders import resolve_pairs
 from ttl_utils.data.splits import split_pairs
 from ttl_utils.evaluate.report import format_rows
-from ttl_utils.models.catalog import BACKBONES
+from ttl_utils.models.catalog import parse_model
 from ttl_utils.train.ablation import compare_variants, inner_splits
 from ttl_utils.train.recipes import RECIPES, FinetuneConfig
 
@@ -41,30 +42,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--against", default=None, metavar="VARIANT",
                         help="gains over this variant (one of those compared) instead of over zero-shot")
     parser.add_argument("--epochs", type=int, default=None, help="at most this many (default: the profile's)")
-    parser.add_argument("--init", default=None,
-                        help="start the variants from this checkpoint instead of ImageNet (names get '@init')")
-    parser.add_argument("--backbone", default=None,
-                        help="ImageNet backbone of the variants and of the zero-shot row (default: the profile's)")
+    parser.add_argument("--init", default=None, metavar="SPEC",
+                        help="where the variants start: a checkpoint (their names get '@init'; the zero-shot row stays "
+                             "the profile's backbone), or a backbone or backbone:weights, of the zero-shot row too "
+                             "(default: the profile's backbone, ImageNet weights)")
+    parser.add_argument("--backbone", default=None, help=argparse.SUPPRESS)  # the old flag: one line naming --init
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     profile = get_profile()
     try:
-        if args.init and not Path(args.init).is_file():
-            raise FileNotFoundError(f"--init: no checkpoint at {args.init}.")
-        if args.backbone and args.backbone not in BACKBONES:
-            raise ValueError(f"Unknown backbone {args.backbone!r}; choose one of: {', '.join(BACKBONES)}.")
+        if args.backbone:
+            raise ValueError(f"--backbone is now --init BACKBONE (e.g. --init {args.backbone}).")
+        spec = parse_model(args.init) if args.init else None
+        if spec is not None and spec.checkpoint is None and spec.weights is None:
+            raise ValueError(f"--init {spec.text}: fine-tuning starts from pretrained weights; give {spec.backbone} "
+                             f"(ImageNet) or {spec.backbone}:WEIGHTS.")
         pairs = resolve_pairs(args.data, profile)
         splits = inner_splits(split_pairs(pairs)["train"], args.holdout, args.both_ways)
-        base = FinetuneConfig.for_profile(profile, backbone=args.backbone, epochs=args.epochs, workers=args.workers)
+        start = {"backbone": spec.backbone, "weights": spec.weights} if spec is not None and spec.backbone else {}
+        base = FinetuneConfig.for_profile(profile, epochs=args.epochs, workers=args.workers, **start)
         names = args.variants or list(RECIPES)
         overrides = {}
-        if args.init:  # the same variants from another start; the zero-shot row stays ImageNet's
+        if spec is not None and spec.checkpoint is not None:  # the same variants from a checkpoint
             unknown = [name for name in names if name not in RECIPES]
             if unknown:
                 raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(RECIPES)}.")
-            overrides = {f"{name}@init": {**RECIPES[name].settings, "init": str(args.init)} for name in names}
+            overrides = {f"{name}@init": {**RECIPES[name].settings, "init": str(spec.checkpoint)} for name in names}
             names = list(overrides)
             args.against = f"{args.against}@init" if args.against else None
         fit, held_out = splits[0]
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               f"gains over {args.against or 'zero-shot'}", flush=True)
         rows = compare_variants(base, splits, names, overrides, against=args.against)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {str(err).removeprefix('MODEL ')}", file=sys.stderr)
         return 2
     print(format_rows(rows))
     if args.json:
