@@ -219,11 +219,25 @@ def test_cache_prune_max_size_removes_the_least_recently_used_first(capsys):
         save_cache({"x": torch.zeros(100_000)}, path)
         os.utime(path, (1_000_000 + used, 1_000_000 + used))
     read_cache(paths[0])  # reading a file makes it the most recently used
+    figure = artifacts_dir() / "figures-smoke" / "old.png"  # a result, not a cache: never pruned without --kind
+    pictures = artifacts_dir() / "pretrain-images" / "abc"  # a picture folder: removed whole or not at all
+    for path, size in ((figure, 300_000), (pictures / "left" / "1.jpg", 10), (pictures / "right" / "1.jpg", 10)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(size))
+        os.utime(path, (1_000, 1_000))
+    os.utime(pictures / "right" / "1.jpg")  # used now: the folder counts as used now
     assert main(["cache", "--prune", "--max-size", "1MB", "--json", "-"]) == 0
     pruned = json.loads(capsys.readouterr().out)
-    assert pruned["removed"] == [f"embeddings/{paths[1].name}"] and pruned["bytes"] <= 2**20
+    assert pruned["removed"] == [f"embeddings/{paths[1].name}"] and pruned["bytes"] <= 2**20 + 300_020
+    # by age: the old cache file goes; the folder's old picture stays with the folder, used now
+    assert main(["cache", "--prune", "--older-than", "1", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == [f"embeddings/{paths[2].name}"]
+    assert (pictures / "left" / "1.jpg").is_file() and figure.is_file()
     assert main(["cache", "--prune", "--max-size", "0", "--json", "-"]) == 0
-    assert json.loads(capsys.readouterr().out)["bytes"] == 0 and not any(p.exists() for p in paths)
+    left = json.loads(capsys.readouterr().out)
+    assert sorted(left["removed"]) == [f"embeddings/{paths[0].name}", "pretrain-images/abc"] and not pictures.exists()
+    assert left["kinds"] == {"figures-smoke": {"files": 1, "bytes": 300_000}} and not any(p.exists() for p in paths)
+    assert main(["cache", "--prune", "--kind", "figures-smoke"]) == 0 and not figure.exists()
     assert main(["cache", "--prune", "--max-size", "lots"]) == 2
     assert "'lots': give a size such as 2GB, 500MB or 1.5G." in capsys.readouterr().err
     assert main(["cache", "--max-size", "1GB"]) == 2

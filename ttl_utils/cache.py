@@ -11,6 +11,7 @@ built on the same `cache_path`. Every file is written atomically with a header
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,39 +54,58 @@ def cache_files(root: Path) -> dict[str, list[Path]]:
     return kinds
 
 
-def prune(kinds: dict[str, list[Path]], remove_kinds: tuple[str, ...] = (), older_than: float | None = None,
-          max_bytes: int | None = None) -> list[tuple[Path, int]]:
-    """Remove cache files from `kinds` (`cache_files`, updated in place); return each removed file with its size.
+# Results to look at, not caches: `cache --prune` removes them only when `--kind` names them.
+OUTPUT_PREFIXES = ("figures-", "notebooks-")
+# Picture folders written whole and then read as they are: removed whole, never a picture at a time.
+FOLDER_KINDS = frozenset({"pretrain-images", "pretrain-pool", "demo-pool"})
 
-    Removed: every file of `remove_kinds`; temporary files interrupted writes left; files last used
-    before the time `older_than` (seconds since the epoch; a read refreshes a file's time); then the
-    least recently used until at most `max_bytes` remain. Each is computed again when needed.
-    """
-    entries = []
+
+def _units(root: Path, kinds: dict[str, list[Path]]) -> list[tuple[float, int, str, Path, list[Path]]]:
+    """Return what pruning removes, one entry a unit: (last used, bytes, kind, path, its files). A unit is
+    a file, or a whole folder of a `FOLDER_KINDS` kind (last used: its newest file)."""
+    groups: dict[tuple[str, Path], list[tuple[Path, object]]] = {}
     for kind, files in kinds.items():
         for path in files:
             try:
                 stat = path.stat()
             except OSError:
                 continue
-            entries.append((stat.st_mtime, stat.st_size, kind, path))
-    doomed = {path for used, _, kind, path in entries if kind in remove_kinds or path.name.endswith(".tmp")
+            parts = path.relative_to(root).parts
+            unit = root / kind / parts[1] if kind in FOLDER_KINDS and len(parts) > 2 else path
+            groups.setdefault((kind, unit), []).append((path, stat))
+    return [(max(stat.st_mtime for _, stat in members), sum(stat.st_size for _, stat in members), kind, unit,
+             [path for path, _ in members]) for (kind, unit), members in groups.items()]
+
+
+def prune(root: Path, kinds: dict[str, list[Path]], remove_kinds: tuple[str, ...] = (), older_than: float | None = None,
+          max_bytes: int | None = None) -> list[tuple[Path, int]]:
+    """Remove cache files under `root` (`kinds` from `cache_files`, updated in place); return each removed
+    file or folder with its size.
+
+    Removed: everything of `remove_kinds`; what interrupted writes left (temporary files and
+    `.partial` folders); what was last used before the time `older_than` (seconds since the epoch; a
+    read refreshes a file's time); then the least recently used until at most `max_bytes` remain.
+    Each is computed again when needed. The notebooks' figures and copies (`OUTPUT_PREFIXES`) are
+    removed only when `remove_kinds` names them, and never counted against `max_bytes`.
+    """
+    units = [unit for unit in _units(root, kinds) if unit[2] in remove_kinds or not unit[2].startswith(OUTPUT_PREFIXES)]
+    doomed = {path for used, _, kind, path, _ in units if kind in remove_kinds or path.name.endswith((".tmp", ".partial"))
               or (older_than is not None and used < older_than)}
     if max_bytes is not None:
-        total = sum(size for _, size, _, path in entries if path not in doomed)
-        for _, size, _, path in sorted(entries, key=lambda entry: entry[0]):
+        total = sum(size for _, size, _, path, _ in units if path not in doomed)
+        for _, size, _, path, _ in sorted(units, key=lambda unit: unit[0]):
             if total <= max_bytes:
                 break
             if path not in doomed:
                 doomed.add(path)
                 total -= size
     removed = []
-    for _, size, kind, path in entries:
+    for _, size, kind, path, files in units:
         if path in doomed:
             try:
-                path.unlink()
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
             except OSError:
                 continue
-            kinds[kind].remove(path)
+            kinds[kind] = [f for f in kinds[kind] if f not in files]
             removed.append((path, size))
     return removed

@@ -442,7 +442,8 @@ def _add_cache(sub) -> None:
     p.add_argument("--older-than", type=_positive, default=None, metavar="DAYS",
                    help="with --prune: files not used for this many days")
     p.add_argument("--max-size", type=_size, default=None, metavar="SIZE",
-                   help="with --prune: keep at most this much (e.g. 2GB, 500MB), removing the least recently used first")
+                   help="with --prune: keep at most this much (e.g. 2GB, 500MB), removing the least recently used first "
+                        "(a picture folder goes whole; the notebooks' figures stay)")
     p.add_argument("--kind", action="append", default=None, metavar="KIND",
                    help="with --prune: every file of this kind whatever its age (a folder of artifacts/; give it again "
                         "for more)")

@@ -540,7 +540,7 @@ def env_command(args: argparse.Namespace) -> None:
 
 
 def cache_command(args: argparse.Namespace) -> None:
-    from .cache import cache_files, prune
+    from .cache import OUTPUT_PREFIXES, cache_files, prune
 
     root = artifacts_dir()
     kinds = cache_files(root)
@@ -551,7 +551,7 @@ def cache_command(args: argparse.Namespace) -> None:
         raise UsageError(f"--kind {unknown[0]}: artifacts/ holds no such kind; it holds "
                          + (", ".join(kinds) or "nothing") + ".")
     days = args.older_than if args.older_than is not None or args.kind or args.max_size is not None else 30
-    removed = prune(kinds, tuple(args.kind or ()), None if days is None else time.time() - days * 86400,
+    removed = prune(root, kinds, tuple(args.kind or ()), None if days is None else time.time() - days * 86400,
                     args.max_size) if args.prune else []
     freed = sum(size for _, size in removed)
     table = {kind: {"files": len(files), "bytes": sum(p.stat().st_size for p in files if p.exists())}
@@ -560,6 +560,9 @@ def cache_command(args: argparse.Namespace) -> None:
         print(f"{kind:<20} {row['files']:>6} files {row['bytes'] / 2**20:>10.1f} MB")
     total = sum(row["bytes"] for row in table.values())
     print(f"{'total':<20} {sum(r['files'] for r in table.values()):>6} files {total / 2**20:>10.1f} MB  ({root})")
+    outputs = [kind for kind in table if kind.startswith(OUTPUT_PREFIXES)]
+    if outputs:
+        print(f"{', '.join(outputs)}: the notebooks' results, not caches: --prune removes them only with --kind.")
     if args.prune:
         why = [f"of {', '.join(args.kind)}"] if args.kind else []
         why += [f"unused for {days:g} days"] if days is not None else []
