@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -126,20 +127,36 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     os.environ.setdefault("TQDM_DISABLE", "1")
     cuda = torch.cuda.is_available()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="resnet50" if cuda else "resnet18")
-    parser.add_argument("--image-size", type=int, default=224 if cuda else 64)
-    parser.add_argument("--batch-size", type=int, default=256 if cuda else 16)
+    on = "on this machine, with CUDA" if cuda else "on this machine, without CUDA"
+    parser.add_argument("--backbone", default="resnet50" if cuda else "resnet18", help="default %(default)s " + on)
+    parser.add_argument("--image-size", type=int, default=224 if cuda else 64, help="default %(default)s " + on)
+    parser.add_argument("--batch-size", type=int, default=256 if cuda else 16, help="default %(default)s " + on)
     parser.add_argument("--projector", type=lambda t: tuple(int(p) for p in t.split("-")),
-                        default=(8192, 8192, 8192) if cuda else (256, 256))
-    parser.add_argument("--steps", type=int, default=20 if cuda else 4)
-    parser.add_argument("--warmup", type=int, default=5 if cuda else 1)
-    parser.add_argument("--workers", type=int, default=16 if cuda else 1)
+                        default=(8192, 8192, 8192) if cuda else (256, 256), help="widths, e.g. 8192-8192-8192")
+    parser.add_argument("--steps", type=int, default=20 if cuda else 4, help="timed steps (default %(default)s " + on + ")")
+    parser.add_argument("--warmup", type=int, default=5 if cuda else 1,
+                        help="untimed steps first, at least 1 (default %(default)s " + on + ")")
+    parser.add_argument("--workers", type=int, default=16 if cuda else 1,
+                        help="data-loading processes (default %(default)s " + on + ")")
     parser.add_argument("--compile", action="store_true", help="also time (and run end to end with) torch.compile")
     parser.add_argument("--data", type=Path, help="a folder of JPEGs (default: demo JPEGs in a temporary folder)")
     parser.add_argument("--images", type=int, default=None, help="demo images to write (default: enough for the run)")
     args = parser.parse_args(argv)
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps: at least 1 each")
     device = torch.device("cuda" if cuda else "cpu")
-    folder = args.data or demo_folder(args.images or args.batch_size * (args.steps + args.warmup + 1), 250)
+    if args.data is not None:
+        return _measure(args, device, args.data)
+    folder = demo_folder(args.images or args.batch_size * (args.steps + args.warmup + 1), 250)
+    try:
+        return _measure(args, device, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the demo JPEGs: thousands of pictures a GPU run
+
+
+def _measure(args: argparse.Namespace, device: torch.device, folder: Path) -> dict[str, float]:
+    """Time each part on the JPEGs of `folder`, print one line a measurement and return them."""
+    cuda = device.type == "cuda"
     print(f"{device}: {args.backbone}, {args.image_size} px, batch {args.batch_size}, projector "
           f"{'-'.join(map(str, args.projector))}, {args.workers} workers, {torch.get_num_threads()} threads")
     results = {"step fp32": time_step(args, device, "fp32")}

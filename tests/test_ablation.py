@@ -28,7 +28,7 @@ def test_inner_split_holds_out_the_last_pairs():
     assert fit.ids == train.ids[:7] and held_out.ids == train.ids[7:]
     assert len({fit.fingerprint, held_out.fingerprint, train.fingerprint}) == 3
     for bad in (0, 9, 10):
-        with pytest.raises(ValueError, match="holdout must leave at least 2 of the 10"):
+        with pytest.raises(ValueError, match="hold out at least 1 of the 10 training pairs to score on and leave at least 2"):
             inner_split(train, holdout=bad)
     fit_b, held_b = inner_split(train, holdout=3, first=True)
     assert fit_b.ids == train.ids[3:] and held_b.ids == train.ids[:3]
@@ -108,13 +108,17 @@ def test_the_script_prints_the_table_and_explains_bad_input(tmp_path, capsys, mo
     assert "gains over zero-shot" in printed and "ranks pooled" not in printed
     rows = json.loads(out.read_text())
     assert [row["variant"] for row in rows] == ["zero-shot", "infonce-ms-frozen"] and np.isfinite(rows[1]["R@20"])
-    assert script.main(["--data", str(data), "--holdout", "50", "frozen"]) == 2
-    assert "holdout must leave" in capsys.readouterr().err
-    assert script.main(["--data", str(data), "--init", str(tmp_path / "none.pt"), "frozen"]) == 2
-    assert f"{tmp_path / 'none.pt'}: no such checkpoint file" in capsys.readouterr().err
-    assert script.main(["--data", str(data), "--backbone", "efficientnet_lite2", "frozen"]) == 2
+    assert script.main(["--data", str(data), "--holdout", "50", "infonce-ms-frozen"]) == 2
+    assert "holdout 50: hold out at least 1 of the" in capsys.readouterr().err
+    assert script.main(["--data", str(data), "frozen"]) == 2  # before any data is read
+    assert "unknown variant 'frozen'; choose from" in capsys.readouterr().err
+    assert script.main(["--data", str(data), "--against", "triplet", "infonce-ms-frozen"]) == 2
+    assert "--against triplet: not among the compared variants (infonce-ms-frozen)." in capsys.readouterr().err
+    assert script.main(["--data", str(data), "--init", str(tmp_path / "none.pt"), "infonce-ms-frozen"]) == 2
+    assert f"error: --init {tmp_path / 'none.pt'}: no such checkpoint file" in capsys.readouterr().err
+    assert script.main(["--data", str(data), "--backbone", "efficientnet_lite2", "infonce-ms-frozen"]) == 2
     assert "--backbone is now --init BACKBONE (e.g. --init efficientnet_lite2)." in capsys.readouterr().err
-    assert script.main(["--data", str(data), "--init", "efficientnet_lite0:none", "frozen"]) == 2
+    assert script.main(["--data", str(data), "--init", "efficientnet_lite0:none", "infonce-ms-frozen"]) == 2
     assert "fine-tuning starts from pretrained weights" in capsys.readouterr().err
     start = save_checkpoint(tmp_path / "start.pt", build_embedder("efficientnet_lite0"), Preprocessing.for_size(64))
     assert script.main(["--data", str(data), "--holdout", "4", "--epochs", "1", "--workers", "0", "--init", str(start),
@@ -138,4 +142,4 @@ def test_the_script_compares_two_variants_both_ways(tmp_path, capsys, monkeypatc
     assert [row["variant"] for row in rows] == ["zero-shot", *names]
     assert "MRR gain" not in rows[1] and len(rows[2]["MRR gain"]) == 3 and rows[2]["epoch"].count("/") == 1
     assert script.main(["--data", str(data), "--holdout", "4", "--against", "infonce", *names]) == 2
-    assert "against: 'infonce' is not among the compared variants" in capsys.readouterr().err
+    assert "--against infonce: not among the compared variants" in capsys.readouterr().err

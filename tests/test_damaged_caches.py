@@ -195,16 +195,20 @@ def test_the_cache_command_lists_kinds_and_prunes_by_kind_and_age(capsys):
     old = cache_path("embeddings", data="b")
     save_cache({"x": torch.zeros(10)}, old)
     os.utime(old, (1_000_000, 1_000_000))  # unused since 1970
-    (old.parent / ".x.pt.host-1.abc.tmp").write_bytes(b"half")  # left by an interrupted write
+    (old.parent / ".x.pt.host-1.abc.tmp").write_bytes(b"half")  # left by an interrupted write on another host
+    os.utime(old.parent / ".x.pt.host-1.abc.tmp", (1_000_000, 1_000_000))  # a day ago and more
+    (old.parent / ".y.pt.host-1.abc.tmp").write_bytes(b"")  # another machine may be writing it now: kept
     assert main(["cache", "--json", "-"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed["kinds"]["ranks"]["files"] == 1 and listed["kinds"]["embeddings"]["files"] == 2
+    assert listed["kinds"]["ranks"]["files"] == 1 and listed["kinds"]["embeddings"]["files"] == 3
     assert main(["cache", "--prune", "--json", "-"]) == 0
     pruned = json.loads(capsys.readouterr().out)
     assert sorted(pruned["removed"]) == sorted([f"embeddings/{old.name}", "embeddings/.x.pt.host-1.abc.tmp"])
-    assert "embeddings" not in pruned["kinds"] and cache_path("ranks", data="a").is_file()
+    assert pruned["kinds"]["embeddings"]["files"] == 1 and cache_path("ranks", data="a").is_file()
     assert main(["cache", "--prune", "--kind", "ranks"]) == 0
-    assert not cache_path("ranks", data="a").exists() and "Removed 1 file(s)" in capsys.readouterr().out
+    assert not cache_path("ranks", data="a").exists() and not cache_path("ranks", data="a").parent.exists()
+    assert "Removed 1 file(s) and 0 folder(s), 2 KB (all of ranks; what interrupted writes left). Caches are" in \
+        capsys.readouterr().out
     assert main(["cache", "--prune", "--kind", "nothing"]) == 2
     assert "artifacts/ holds no such kind" in capsys.readouterr().err
 
@@ -238,6 +242,7 @@ def test_cache_prune_max_size_removes_the_least_recently_used_first(capsys):
     assert sorted(left["removed"]) == [f"embeddings/{paths[0].name}", "pretrain-images/abc"] and not pictures.exists()
     assert left["kinds"] == {"figures-smoke": {"files": 1, "bytes": 300_000}} and not any(p.exists() for p in paths)
     assert main(["cache", "--prune", "--kind", "figures-smoke"]) == 0 and not figure.exists()
+    assert "the notebooks make figures-smoke again." in capsys.readouterr().out
     assert main(["cache", "--prune", "--max-size", "lots"]) == 2
     assert "'lots': give a size such as 2GB, 500MB or 1.5G." in capsys.readouterr().err
     assert main(["cache", "--max-size", "1GB"]) == 2

@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("variants", nargs="*", help=f"default: all of {', '.join(RECIPES)}")
     parser.add_argument("--data", default=None, help="dataset folder (default: $TTL_DATA, data/ttl, demo)")
-    parser.add_argument("--holdout", type=int, default=200, help="training pairs held out for selection and scoring")
+    parser.add_argument("--holdout", type=int, default=200,
+                        help="training pairs held out for selection and scoring (default 200)")
     parser.add_argument("--both-ways", action="store_true",
                         help="also hold out the first --holdout pairs (training each variant twice); pool the ranks")
     parser.add_argument("--against", default=None, metavar="VARIANT",
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                              "the profile's backbone), or a backbone or backbone:weights, of the zero-shot row too "
                              "(default: the profile's backbone, ImageNet weights)")
     parser.add_argument("--backbone", default=None, help=argparse.SUPPRESS)  # the old flag: one line naming --init
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="data-loading processes (default: the profile's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -55,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.backbone:
             raise ValueError(f"--backbone is now --init BACKBONE (e.g. --init {args.backbone}).")
+        names = args.variants or list(RECIPES)
+        unknown = [name for name in names if name not in RECIPES]
+        if unknown:
+            raise ValueError(f"unknown variant {unknown[0]!r}; choose from {', '.join(RECIPES)}.")
+        if args.against and args.against not in names:
+            raise ValueError(f"--against {args.against}: not among the compared variants ({', '.join(names)}).")
         spec = parse_model(args.init) if args.init else None
         if spec is not None and spec.checkpoint is None and spec.weights is None:
             raise ValueError(f"--init {spec.text}: fine-tuning starts from pretrained weights; give {spec.backbone} "
@@ -63,12 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         splits = inner_splits(split_pairs(pairs)["train"], args.holdout, args.both_ways)
         start = {"backbone": spec.backbone, "weights": spec.weights} if spec is not None and spec.backbone else {}
         base = FinetuneConfig.for_profile(profile, epochs=args.epochs, workers=args.workers, **start)
-        names = args.variants or list(RECIPES)
         overrides = {}
         if spec is not None and spec.checkpoint is not None:  # the same variants from a checkpoint
-            unknown = [name for name in names if name not in RECIPES]
-            if unknown:
-                raise ValueError(f"Unknown variants {unknown}; choose from {', '.join(RECIPES)}.")
             overrides = {f"{name}@init": {**RECIPES[name].settings, "init": str(spec.checkpoint)} for name in names}
             names = list(overrides)
             args.against = f"{args.against}@init" if args.against else None
@@ -79,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
               f"gains over {args.against or 'zero-shot'}", flush=True)
         rows = compare_variants(base, splits, names, overrides, against=args.against)
     except (ValueError, FileNotFoundError) as err:
-        print(f"error: {str(err).removeprefix('MODEL ')}", file=sys.stderr)
+        text = str(err)
+        print(f"error: {'--init ' + text.removeprefix('MODEL ') if text.startswith('MODEL ') else text}", file=sys.stderr)
         return 2
     print(format_rows(rows))
     if args.json:

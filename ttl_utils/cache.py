@@ -11,14 +11,16 @@ built on the same `cache_path`. Every file is written atomically with a header
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .config import artifacts_dir
 from .digests import content_digest
-from .storage import read_cache, save_cache
+from .storage import read_cache, save_cache, stale_temporary
 
 __all__ = ["cache_files", "cache_path", "cached", "prune"]
 
@@ -62,8 +64,9 @@ FOLDER_KINDS = frozenset({"pretrain-images", "pretrain-pool", "demo-pool"})
 
 def _units(root: Path, kinds: dict[str, list[Path]]) -> list[tuple[float, int, str, Path, list[Path]]]:
     """Return what pruning removes, one entry a unit: (last used, bytes, kind, path, its files). A unit is
-    a file, or a whole folder of a `FOLDER_KINDS` kind (last used: its newest file)."""
-    groups: dict[tuple[str, Path], list[tuple[Path, object]]] = {}
+    a file, or a whole folder of a `FOLDER_KINDS` kind (last used: its newest file, or the folder itself,
+    whose time is refreshed whenever a run reuses it)."""
+    groups: dict[tuple[str, Path], list[tuple[Path, os.stat_result]]] = {}
     for kind, files in kinds.items():
         for path in files:
             try:
@@ -73,8 +76,20 @@ def _units(root: Path, kinds: dict[str, list[Path]]) -> list[tuple[float, int, s
             parts = path.relative_to(root).parts
             unit = root / kind / parts[1] if kind in FOLDER_KINDS and len(parts) > 2 else path
             groups.setdefault((kind, unit), []).append((path, stat))
-    return [(max(stat.st_mtime for _, stat in members), sum(stat.st_size for _, stat in members), kind, unit,
-             [path for path, _ in members]) for (kind, unit), members in groups.items()]
+    units = []
+    for (kind, unit), members in groups.items():
+        used = max(stat.st_mtime for _, stat in members)
+        if unit.is_dir():
+            used = max(used, unit.stat().st_mtime)
+        units.append((used, sum(stat.st_size for _, stat in members), kind, unit, [path for path, _ in members]))
+    return units
+
+
+def _interrupted(path: Path) -> bool:
+    """Whether `path` is what an interrupted write left (a stale temporary file, a `.partial` folder a day old)."""
+    if path.name.endswith(".tmp"):
+        return stale_temporary(path)
+    return path.name.endswith(".partial") and time.time() - path.stat().st_mtime > 24 * 3600
 
 
 def prune(root: Path, kinds: dict[str, list[Path]], remove_kinds: tuple[str, ...] = (), older_than: float | None = None,
@@ -82,14 +97,14 @@ def prune(root: Path, kinds: dict[str, list[Path]], remove_kinds: tuple[str, ...
     """Remove cache files under `root` (`kinds` from `cache_files`, updated in place); return each removed
     file or folder with its size.
 
-    Removed: everything of `remove_kinds`; what interrupted writes left (temporary files and
-    `.partial` folders); what was last used before the time `older_than` (seconds since the epoch; a
+    Removed: everything of `remove_kinds`; what interrupted writes left (`_interrupted`: never a
+    write in progress); what was last used before the time `older_than` (seconds since the epoch; a
     read refreshes a file's time); then the least recently used until at most `max_bytes` remain.
     Each is computed again when needed. The notebooks' figures and copies (`OUTPUT_PREFIXES`) are
     removed only when `remove_kinds` names them, and never counted against `max_bytes`.
     """
     units = [unit for unit in _units(root, kinds) if unit[2] in remove_kinds or not unit[2].startswith(OUTPUT_PREFIXES)]
-    doomed = {path for used, _, kind, path, _ in units if kind in remove_kinds or path.name.endswith((".tmp", ".partial"))
+    doomed = {path for used, _, kind, path, _ in units if kind in remove_kinds or _interrupted(path)
               or (older_than is not None and used < older_than)}
     if max_bytes is not None:
         total = sum(size for _, size, _, path, _ in units if path not in doomed)
@@ -108,4 +123,15 @@ def prune(root: Path, kinds: dict[str, list[Path]], remove_kinds: tuple[str, ...
                 continue
             kinds[kind] = [f for f in kinds[kind] if f not in files]
             removed.append((path, size))
+            _remove_empty_folders(path.parent, root)
     return removed
+
+
+def _remove_empty_folders(folder: Path, root: Path) -> None:
+    """Remove `folder` and its parents up to `root` (not included) while they are empty."""
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

@@ -84,6 +84,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _days(text: str) -> float:
+    """A number of days above 0 (`cache --prune --older-than`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of days above 0, e.g. 14 (leave the flag out for 30).")
+    return value
+
+
 def _size(text: str) -> int:
     """A size in bytes from `2GB`, `500MB`, `1.5G` or a number of bytes."""
     units = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30, "T": 2**40,
@@ -93,9 +104,9 @@ def _size(text: str) -> int:
     try:
         value = float(digits) * units[number[len(digits):]]
     except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a size such as 2GB, 500MB or 1.5G.") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more.")
+        value = float("nan")
+    if not 0 <= value < 2**63:  # nan, inf and negative sizes too
+        raise argparse.ArgumentTypeError(f"{text!r}: give a size such as 2GB, 500MB or 1.5G.")
     return int(value)
 
 
@@ -439,8 +450,8 @@ def _add_cache(sub) -> None:
     p.add_argument("--prune", action="store_true", help="remove the files of --kind, those unused for --older-than "
                                                         "days, the least recently used beyond --max-size, and temporary "
                                                         "files interrupted writes left (alone: --older-than 30)")
-    p.add_argument("--older-than", type=_positive, default=None, metavar="DAYS",
-                   help="with --prune: files not used for this many days")
+    p.add_argument("--older-than", type=_days, default=None, metavar="DAYS",
+                   help="with --prune: files not used for this many days (--prune alone: 30)")
     p.add_argument("--max-size", type=_size, default=None, metavar="SIZE",
                    help="with --prune: keep at most this much (e.g. 2GB, 500MB), removing the least recently used first "
                         "(a picture folder goes whole; the notebooks' figures stay)")

@@ -539,6 +539,24 @@ def env_command(args: argparse.Namespace) -> None:
         write_json(settings, args)
 
 
+def _megabytes(size: float) -> str:
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 / 10 else f"{size / 2**10:.0f} KB"
+
+
+def _pruned_line(removed: list, args: argparse.Namespace, days: float | None, root: Path) -> str:
+    """Say what `cache --prune` removed, and by which rule."""
+    from .cache import FOLDER_KINDS, OUTPUT_PREFIXES
+
+    folders = sum(path.parent.parent == root and path.parent.name in FOLDER_KINDS for path, _ in removed)
+    rules = ([f"all of {', '.join(args.kind)}"] if args.kind else []) + \
+        ([f"unused for {days:g} days"] if days is not None else []) + \
+        ([f"least recently used beyond {_megabytes(args.max_size)}"] if args.max_size is not None else [])
+    results = [kind for kind in args.kind or () if kind.startswith(OUTPUT_PREFIXES)]
+    return (f"Removed {len(removed) - folders} file(s) and {folders} folder(s), {_megabytes(sum(s for _, s in removed))} "
+            f"({'; '.join(rules + ['what interrupted writes left'])}). Caches are computed again when needed"
+            + (f"; the notebooks make {', '.join(results)} again." if results else "."))
+
+
 def cache_command(args: argparse.Namespace) -> None:
     from .cache import OUTPUT_PREFIXES, cache_files, prune
 
@@ -553,7 +571,6 @@ def cache_command(args: argparse.Namespace) -> None:
     days = args.older_than if args.older_than is not None or args.kind or args.max_size is not None else 30
     removed = prune(root, kinds, tuple(args.kind or ()), None if days is None else time.time() - days * 86400,
                     args.max_size) if args.prune else []
-    freed = sum(size for _, size in removed)
     table = {kind: {"files": len(files), "bytes": sum(p.stat().st_size for p in files if p.exists())}
              for kind, files in kinds.items() if files}
     for kind, row in sorted(table.items(), key=lambda item: -item[1]["bytes"]):
@@ -564,11 +581,7 @@ def cache_command(args: argparse.Namespace) -> None:
     if outputs:
         print(f"{', '.join(outputs)}: the notebooks' results, not caches: --prune removes them only with --kind.")
     if args.prune:
-        why = [f"of {', '.join(args.kind)}"] if args.kind else []
-        why += [f"unused for {days:g} days"] if days is not None else []
-        why += [f"least recently used beyond {args.max_size / 2**20:.0f} MB"] if args.max_size is not None else []
-        print(f"Removed {len(removed)} file(s), {freed / 2**20:.1f} MB: " + ", ".join(why + ["left by interrupted writes"])
-              + ". Each is computed again when needed.")
+        print(_pruned_line(removed, args, days, root))
     if args.json:
         write_json({"folder": str(root), "kinds": table, "bytes": total,
                     "removed": [str(p.relative_to(root)) for p, _ in removed]}, args)

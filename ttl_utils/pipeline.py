@@ -125,6 +125,7 @@ def pretraining_images(pairs: PairSet) -> str:
     folder = artifacts_dir() / "pretrain-images" / pairs.fingerprint
     if not (folder / "right").is_dir():
         write_pairs(pairs, folder)
+    os.utime(folder)  # used now: `cache --prune` goes by a picture folder's last use
     return str(folder)
 
 
@@ -173,6 +174,7 @@ def finetuning_pool_for(profile: Profile, pairs: PairSet, pool: str | Path | Non
     if folder is None and pairs.layout == "demo":
         n = max(20, profile.demo_pairs // 2)
         folder = write_demo_pool(artifacts_dir() / "demo-pool" / f"{n}-{profile.demo_size}px", n, profile.demo_size)
+        os.utime(folder)
     if folder is None:
         return None, "No unlabelled pool (give TTL_UNLABELLED or data/unlabelled/): the pseudo-pair model is not trained."
     whole = load_pool(folder)
@@ -207,6 +209,7 @@ def pretraining_pool(profile: Profile, pairs: PairSet, pool: UnlabelledPool) -> 
                 (staging / path.parent.name).mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, staging / path.parent.name / path.name)
         os.replace(staging, folder)
+    os.utime(folder)
     return str(folder), int(near.sum())
 
 

@@ -56,24 +56,28 @@ def _host() -> str:
 _STALE_SECONDS = 24 * 3600  # a temporary file that names no process is left alone for a day
 
 
-def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Remove the temporary files that interrupted writes of `path` left beside it; return them.
+def stale_temporary(tmp: Path) -> bool:
+    """Whether `tmp` was left by an interrupted write: a temporary file `.<name>.<host>-<pid>.<random>.tmp`
+    whose process (on this host) no longer runs; one in another form (or another host's), a day after it
+    was last written."""
+    parts = tmp.name[1:].removesuffix(".tmp").rsplit(".", 2)
+    name, _, pid = (parts[-2] if len(parts) == 3 else "").rpartition("-")
+    if pid.isdigit() and name == _host():
+        return not _alive(int(pid))
+    try:
+        return time.time() - tmp.stat().st_mtime > _STALE_SECONDS
+    except OSError:
+        return False
 
-    A temporary file is named `.<name>.<host>-<pid>.<random>.tmp`: it is stale when its
-    process (on this host) no longer runs. One in another form is removed after a day.
-    """
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files that interrupted writes of `path` left beside it (`stale_temporary`);
+    return them."""
     path = Path(path)
     removed = []
-    host = _host()
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
-        owner = tmp.name[len(path.name) + 2:].split(".", 1)[0]
-        name, _, pid = owner.rpartition("-")
         try:
-            if pid.isdigit() and name == host:
-                stale = not _alive(int(pid))
-            else:
-                stale = not pid.isdigit() and time.time() - tmp.stat().st_mtime > _STALE_SECONDS
-            if stale:
+            if stale_temporary(tmp):
                 tmp.unlink()
                 removed.append(tmp)
         except OSError:

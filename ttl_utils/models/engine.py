@@ -145,8 +145,8 @@ def _loaded_or_exported(module_of: Callable[[], nn.Module], path: Path, shape: t
     try:
         return _session(path)
     except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own kinds for a damaged graph
-        log.warning("ONNX file %s is damaged (%s): exporting it again.", path,
-                    (str(err).strip().splitlines() or [type(err).__name__])[0][:120])
+        why = (str(err).strip().splitlines() or [type(err).__name__])[0].replace(str(path), "it")
+        log.warning("ONNX file %s is damaged (%s): exporting it again.", path, why if len(why) <= 120 else why[:119] + "…")
         path.unlink(missing_ok=True)
         _export(module_of(), path, shape)
         return _session(path)

@@ -38,7 +38,8 @@ def inner_split(train: PairSet, holdout: int, first: bool = False) -> tuple[Pair
     """Return `(fit, held_out)`: the training pairs without their last `holdout` (or their
     first, with `first`), and those."""
     if not 0 < holdout < len(train) - 1:
-        raise ValueError(f"holdout must leave at least 2 of the {len(train)} training pairs to fit on, got {holdout}.")
+        raise ValueError(f"holdout {holdout}: hold out at least 1 of the {len(train)} training pairs to score on and "
+                         "leave at least 2 to fit on.")
     held = np.arange(holdout) if first else np.arange(len(train) - holdout, len(train))
     kept = np.setdiff1d(np.arange(len(train)), held)
     tag = "-first" if first else ""
