@@ -228,7 +228,8 @@ def rank_frequency_plot(ranks: dict[str, np.ndarray], top: int = 25, ax: plt.Axe
     """Plot the study's "frequency vector" for several models side by side: how many queries found
     the partner at rank 1, 2, ..., `top`, then one bar for every rank beyond. Counts, not shares;
     the legend gives each model's count at rank 1. When the last bar dwarfs the others, the axis
-    is cut above ranks 1 to `top` (the last bars run off the top) and the legend gives their counts."""
+    is cut above ranks 1 to `top` (the last bars run off the top); each cut bar's count is written beside
+    it in its colour, and the legend gives them too."""
     ax = ax or plt.subplots(figsize=(12, 4.5))[1]
     names = list(ranks)
     width = 0.8 / len(names)
@@ -241,8 +242,11 @@ def rank_frequency_plot(ranks: dict[str, np.ndarray], top: int = 25, ax: plt.Axe
         counts = np.append(np.bincount(np.minimum(r, top + 1) - 1, minlength=top + 1)[:top], (r > top).sum())
         x = positions - 0.4 + width * (j + 0.5)
         label = f"{name}: {counts[0]} at rank 1" + (f", {counts[-1]} beyond {top}" if dwarfs else "")
-        ax.bar(x, counts, width=width, label=label)
-    if dwarfs:  # keep ranks 1..top readable: the last bars run off the top, their counts are in the legend
+        bars = ax.bar(x, counts, width=width, label=label)
+        if dwarfs and counts[-1] > cut:  # a bar cut by the axis: its height beside it, in its colour
+            ax.text(top + 0.5, cut * (0.96 - 0.075 * j), str(counts[-1]), ha="right", va="top", fontsize=11,
+                    fontweight="bold", color=bars.patches[-1].get_facecolor())
+    if dwarfs:  # keep ranks 1..top readable: the last bars run off the top; their counts are written beside them
         ax.set_ylim(0, cut)
     n = len(next(iter(ranks.values())))
     ax.set_xticks(positions, [str(k) if k in (1, 5, 10, 15, 20) else "" for k in positions[:-1]] + [f"{top + 1}+"])
