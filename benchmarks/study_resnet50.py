@@ -28,7 +28,8 @@ import torch
 GOAL_S, GOAL_GB = 900, 8.0
 
 
-def _stand_in_weights(torch_home: Path) -> None:
+def stand_in_weights(torch_home: Path) -> None:
+    """Write random weights of the two study files' shapes where torch.hub looks under `torch_home`."""
     import torchvision
 
     state = torchvision.models.resnet50(weights=None).state_dict()
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
     os.environ["TORCH_HOME"] = str(scratch / "torch")
     os.environ["TTL_HOME"] = str(scratch / "project")  # artifacts of random weights stay out of the real cache
     try:
-        _stand_in_weights(scratch / "torch")
+        stand_in_weights(scratch / "torch")
         return _measure(args, scratch)
     finally:  # the stand-in weights (200 MB) and what was trained on them go
         shutil.rmtree(scratch, ignore_errors=True)
@@ -87,7 +88,9 @@ def _measure(args: argparse.Namespace, scratch: Path) -> dict:
     total = time.perf_counter() - start
     result = {"data": pairs.name, "pairs": len(pairs), "test_pairs": len(test), "profile": profile.name,
               "image_size": profile.image_size, "threads": torch.get_num_threads(), "build_and_finetune_s": built,
-              "total_s": total, "peak_rss_gb": _peak_rss_gb(), "goal_s": GOAL_S, "goal_gb": GOAL_GB}
+              "total_s": total, "peak_rss_gb": _peak_rss_gb(), "goal_s": GOAL_S, "goal_gb": GOAL_GB,
+              "rows": {name: {"weights": embedder.describe()["weights"], "layers": list(embedder.layers)}
+                       for name, (embedder, *_) in models.items()}}
     print(f"ResNet-50 rows on {pairs.name} ({len(pairs)} pairs, {profile.name} profile, {profile.image_size} px, "
           f"{torch.get_num_threads()} threads): fine-tuning both {built:.0f} s, with ranking {total:.0f} s "
           f"(goal {GOAL_S} s); peak memory {result['peak_rss_gb']:.1f} GB (goal {GOAL_GB} GB)")

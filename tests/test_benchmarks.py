@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
 import pytest
 from conftest import write_official
+
+from ttl_utils.config import get_profile
+from ttl_utils.data.demo import make_demo_pairs
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -53,17 +57,36 @@ def test_finetune_benchmark_stops_with_the_command_s_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_study_resnet50_benchmark_runs_the_rows_on_stand_in_weights(tmp_path, monkeypatch, capsys):
+def test_study_resnet50_rows_and_their_benchmark_on_stand_in_weights(tmp_path, monkeypatch, capsys):
+    """Notebook 06's ResNet-50 rows with weight files of the right shapes in torch.hub's cache: no network."""
+    from ttl_utils.cli import main
+    from ttl_utils.pipeline import missing_study_weights, study_resnet50
+
     bench = _load("study_resnet50")
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "untouched"))  # the script sets its own; restored after
-    monkeypatch.setenv("TTL_ENGINE", "torch")  # the script's timing, not the engine, is tested
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # the script sets its own; restored after
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    monkeypatch.setenv("TTL_ENGINE", "torch")  # the rows, not the engine, are tested: no ONNX export of ResNet-50
+    assert [p.name for p in missing_study_weights()] == ["resnet50-11ad3fa6.pth", "resnet50.pth"]
+    profile = dataclasses.replace(get_profile("smoke"), image_size=32)  # ResNet-50 at its smallest: a fast test
+    with pytest.raises(FileNotFoundError, match="not in torch.hub's cache"):
+        study_resnet50(profile, make_demo_pairs(16, 32))
     data = write_official(tmp_path / "a", n=10, size=32)
     result = bench.main(["--data", str(data), "--profile", "smoke", "--image-size", "32",
                          "--json", str(tmp_path / "b.json")])
     assert result["pairs"] == 10 and result["test_pairs"] == 2 and result["image_size"] == 32
     assert 0 < result["build_and_finetune_s"] <= result["total_s"] and result["peak_rss_gb"] > 0.1
+    assert result["rows"] == {"ResNet-50 supervised, zero-shot": {"weights": "imagenet", "layers": ["layer4"]},
+                              "ResNet-50 supervised, fine-tuned": {"weights": "imagenet+finetune", "layers": ["layer4"]},
+                              "ResNet-50 Barlow Twins, zero-shot": {"weights": "barlowtwins", "layers": ["layer4"]},
+                              "ResNet-50 Barlow Twins, fine-tuned": {"weights": "barlowtwins+finetune",
+                                                                     "layers": ["layer4"]}}
     assert "ResNet-50 rows on" in capsys.readouterr().out
-    assert not (tmp_path / "untouched").exists()  # stand-in weights went to the script's own folder
+    assert not (tmp_path / "torch").exists()  # stand-in weights went to the script's own folder
+    bench.stand_in_weights(tmp_path / "torch")
+    assert missing_study_weights() == []
+    assert main(["-q", "compare", "--model", "resnet50", "resnet50:barlowtwins", "--data", str(data), "--split", "all",
+                 "--workers", "0"]) == 0
+    assert "resnet50:barlowtwins vs resnet50: no clear difference" in capsys.readouterr().out  # 10 pairs: no verdict
 
 
 @pytest.mark.slow

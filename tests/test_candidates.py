@@ -72,6 +72,44 @@ def test_the_assignment_is_one_to_one_and_takes_the_best_scores_first():
         assign_one_to_one(scores[:, :2], index, n)
 
 
+
+def test_the_optimal_assignment_beats_greedy_where_greedy_pairs_badly():
+    # greedy takes left 0 -> right 0 (0.9) first and leaves left 1 its poor 0.1: total 1.0;
+    # the optimal pairing swaps them: 0.8 + 0.85 = 1.65
+    scores = torch.tensor([[0.9, 0.8], [0.85, 0.1]])
+    index = torch.tensor([[0, 1], [0, 1]])
+    assert assign_one_to_one(scores, index, 2, "greedy")[0].tolist() == [0, 1]
+    assigned, margin = assign_one_to_one(scores, index, 2, "optimal")
+    assert assigned.tolist() == [1, 0] and margin.tolist() == pytest.approx([0.8 - 0.9, 0.85 - 0.1])
+    # pairing more pictures comes first: left 1's only candidate is right 0
+    scores = torch.tensor([[0.9, 0.5], [0.2, float("-inf")]])
+    index = torch.tensor([[0, 1], [0, -1]])
+    assert assign_one_to_one(scores, index, 2, "greedy")[0].tolist() == [0, -1]
+    assert assign_one_to_one(scores, index, 2, "optimal")[0].tolist() == [1, 0]
+    with pytest.raises(ValueError, match="Unknown assignment 'best'; choose one of: greedy, optimal"):
+        assign_one_to_one(scores, index, 2, "best")
+
+
+def test_the_optimal_assignment_is_one_to_one_over_candidates_with_the_highest_total():
+    g = torch.Generator().manual_seed(3)
+    n, width = 60, 6
+    index = torch.stack([torch.randperm(n, generator=g)[:width] for _ in range(n)])
+    index[5, 3:] = -1
+    scores = torch.rand(n, width, generator=g).masked_fill(index < 0, float("-inf"))
+    totals = {}
+    for method in ("greedy", "optimal"):
+        assigned, _ = assign_one_to_one(scores, index, n, method)
+        paired = assigned[assigned >= 0]
+        assert len(paired) == len(set(paired.tolist()))
+        rows = torch.nonzero(assigned >= 0).flatten().tolist()
+        assert all(int(assigned[i]) in index[i].tolist() for i in rows)
+        totals[method] = (len(rows), sum(scores[i, index[i].tolist().index(int(assigned[i]))].item() for i in rows))
+    assert totals["optimal"][0] >= totals["greedy"][0]
+    if totals["optimal"][0] == totals["greedy"][0]:
+        assert totals["optimal"][1] >= totals["greedy"][1] - 1e-6
+    with pytest.raises(ValueError, match="unlabelled_assign"):
+        FinetuneConfig(out="ft.pt", unlabelled_assign="hungarian")
+
 def test_pseudo_pairs_keep_the_most_confident_share():
     # embeddings: left i matches right i exactly for even i, faintly for odd i
     g = torch.Generator().manual_seed(1)
@@ -141,8 +179,10 @@ def test_fine_tuning_with_a_pool_adds_pseudo_pairs_and_measures_them(demo, tmp_p
     assert cached.checkpoint != cached_finetune(small(""), demo["train"], demo["val"]).checkpoint
     # a pool cut from it reads the whole pool's trunk outputs, the rows of its own pictures
     cut = pool.without([pool.left[0], pool.right[5]])
-    shorter = finetune(small(tmp_path / "cut.pt", epochs=1), demo["train"], demo["val"], pool=cut)
-    assert shorter.history[1]["pseudo_pairs"] <= 12
+    # ... here paired optimally (`--unlabelled-assign optimal`)
+    shorter = finetune(small(tmp_path / "cut.pt", epochs=1, unlabelled_assign="optimal"), demo["train"], demo["val"],
+                       pool=cut)
+    assert 8 <= shorter.history[1]["pseudo_pairs"] <= 12
     with pytest.raises(ValueError, match="no candidates.csv"):
         finetune(small(tmp_path / "x.pt"), demo["train"], demo["val"],
                  pool=load_pool(write_pool(tmp_path / "bare", n=4, rows=False)))
@@ -181,6 +221,9 @@ def test_finetune_unlabelled_without_candidates_or_with_a_bad_share(tmp_path, ca
     assert code == 2 and f"--unlabelled {bare}: no candidates.csv there" in err
     code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled-keep", "1.5"])
     assert code == 2 and "give a share above 0 and at most 1" in capsys.readouterr().err
+    code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled-assign", "best"])
+    err = capsys.readouterr().err  # argparse quotes the choices from Python 3.12 on
+    assert code == 2 and "--unlabelled-assign: invalid choice: 'best'" in err and "greedy" in err and "optimal" in err
 
 
 def test_a_demo_pool_hides_each_partner_among_its_candidates_and_loads(tmp_path):

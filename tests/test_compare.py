@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import matplotlib
@@ -13,13 +12,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from conftest import write_official  # noqa: E402
 
 from ttl_utils.cli import main  # noqa: E402
 from ttl_utils.config import get_profile  # noqa: E402
-from ttl_utils.data.demo import make_demo_pairs  # noqa: E402
 from ttl_utils.digests import model_fingerprint  # noqa: E402
-from ttl_utils.evaluate.compare import compare_models
 from ttl_utils.evaluate.metrics import DIRECTIONS, Ranked, cmc_band, disagreements  # noqa: E402
 from ttl_utils.evaluate.ranking import rank_pairs
 from ttl_utils.evaluate.report import comparison_table, format_comparison, unique_names, verdicts
@@ -151,39 +147,3 @@ def test_cli_compare_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert "one name per model (1 models, 2 names)" in capsys.readouterr().err
     assert main(["compare", "efficientnet_lite0", "resnet18"]) == 2  # the old positional form
     assert "models are given with --model: compare --model efficientnet_lite0 resnet18" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_study_resnet50_rows_from_stand_in_weights_end_to_end(tmp_path, monkeypatch, capsys):
-    """The study's rows with weight files of the right shapes in torch.hub's cache: no network."""
-    import torchvision
-
-    from ttl_utils.pipeline import missing_study_weights, study_resnet50
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("TTL_PROFILE", "smoke")
-    monkeypatch.setenv("TTL_ENGINE", "torch")  # the rows, not the engine, are tested: no ONNX export of ResNet-50
-    assert [p.name for p in missing_study_weights()] == ["resnet50-11ad3fa6.pth", "resnet50.pth"]
-    profile = dataclasses.replace(get_profile("smoke"), image_size=32)  # ResNet-50 at its smallest: a fast test
-    with pytest.raises(FileNotFoundError, match="not in torch.hub's cache"):
-        study_resnet50(profile, make_demo_pairs(16, 32))
-    state = torchvision.models.resnet50(weights=None).state_dict()
-    folder = tmp_path / "torch" / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    torch.save(state, folder / "resnet50-11ad3fa6.pth")
-    torch.save({k: v for k, v in state.items() if not k.startswith("fc.")}, folder / "resnet50.pth")  # backbone only
-    assert missing_study_weights() == []
-
-    pairs = make_demo_pairs(16, 32)
-    models = study_resnet50(profile, pairs)
-    assert list(models) == ["ResNet-50 supervised, zero-shot", "ResNet-50 supervised, fine-tuned",
-                            "ResNet-50 Barlow Twins, zero-shot", "ResNet-50 Barlow Twins, fine-tuned"]
-    tuned = models["ResNet-50 Barlow Twins, fine-tuned"][0]
-    assert tuned.describe()["weights"] == "barlowtwins+finetune" and tuned.layers == ("layer4",)
-    ranked = compare_models(models, pairs, num_workers=0)
-    assert [m.n_queries for m in ranked] == [16] * 4
-    assert len(verdicts(ranked, n_bootstrap=50)) == 3
-    data = write_official(tmp_path / "ttl", n=6, size=32)
-    assert main(["-q", "compare", "--model", "resnet50", "resnet50:barlowtwins", "--data", str(data), "--split", "all",
-                 "--workers", "0"]) == 0
-    assert "resnet50:barlowtwins vs resnet50: no clear difference" in capsys.readouterr().out  # 6 pairs: no verdict

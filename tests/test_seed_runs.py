@@ -68,6 +68,7 @@ def test_seed_runs_train_each_start_once_and_rank_them_on_the_test_pairs(monkeyp
     from ttl_utils.train.recipes import SeedPlan
 
     monkeypatch.setenv("TTL_PROFILE", "smoke")
+    monkeypatch.setenv("TTL_ENGINE", "torch")  # the plan, not the engine, is tested: no ONNX export a model
     profile, pairs = get_profile("smoke"), make_demo_pairs(40, 64, seed=1)
     plan = SeedPlan(imagenet=(0, 1), barlow_twins=((0, (0,)),), ablation=(0,), short=(0,), short_budget=1 / 3)
     runs = seed_runs(profile, pairs, plan=plan)

@@ -184,6 +184,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--holdout", type=int, default=100, help="training pairs that pick the fine-tuned epoch")
     parser.add_argument("--unlabelled", type=Path, help="also the recipe with this pool's pseudo-pairs (candidates.csv)")
     parser.add_argument("--unlabelled-keep", type=float, default=None, help="the share of pseudo-pairs kept")
+    parser.add_argument("--unlabelled-assign", choices=("greedy", "optimal"), default=None,
+                        help="how the pool's left pictures are paired with their candidates (finetune's default: greedy)")
     parser.add_argument("--distractors", type=Path, help="a pool folder (right/) whose right pictures join each fold's "
                         "candidates, as many as make len(pairs): never trained on (see above)")
     parser.add_argument("--json", type=Path, help="write the table here")
@@ -197,7 +199,8 @@ def main(argv: list[str]) -> int:
     models = {"zero-shot": lambda number, train: (zero_shot, Preprocessing.for_size(profile.image_size))}
     histories = {}
     if args.finetuned or args.unlabelled:
-        config = FinetuneConfig.for_profile(profile, unlabelled_keep=args.unlabelled_keep)
+        config = FinetuneConfig.for_profile(profile, unlabelled_keep=args.unlabelled_keep,
+                                            unlabelled_assign=args.unlabelled_assign)
         pool = load_pool(args.unlabelled) if args.unlabelled else None
 
         def fine_tuned(pooled: bool):

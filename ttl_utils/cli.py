@@ -29,7 +29,7 @@ from pathlib import Path
 from .config import PROFILES, get_profile
 from .errors import UsageError
 from .models.catalog import BACKBONES, LAYERS
-from .train.recipes import LOSSES, MINERS, FinetuneConfig
+from .train.recipes import ASSIGNMENTS, LOSSES, MINERS, FinetuneConfig
 
 log = logging.getLogger("ttl_utils")
 
@@ -413,6 +413,10 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
                    help=f"the share of pseudo-pairs kept, the most confident (default {FinetuneConfig.unlabelled_keep})")
     p.add_argument("--unlabelled-refresh", type=_positive, default=None, metavar="N",
                    help=f"re-assign the pseudo-pairs every N epochs (default {FinetuneConfig.unlabelled_refresh})")
+    p.add_argument("--unlabelled-assign", choices=ASSIGNMENTS, default=None,
+                   help="pair each pool left picture with one candidate, each right picture once: greedily, best "
+                        "score first, or optimally, the highest total score "
+                        f"(default {FinetuneConfig.unlabelled_assign})")
 
 
 def _add_finetune(sub) -> None:

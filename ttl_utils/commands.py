@@ -466,7 +466,7 @@ def finetune_command(args: argparse.Namespace) -> None:
         backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
         patience=args.patience, seed=args.seed, device=args.device, workers=args.workers,
         cache=False if args.no_cache else None, unlabelled_keep=args.unlabelled_keep,
-        unlabelled_refresh=args.unlabelled_refresh))
+        unlabelled_refresh=args.unlabelled_refresh, unlabelled_assign=args.unlabelled_assign))
     pairs = resolve_pairs(args.data, args.profile, validate="headers")
     if args.split == "train":
         split = split_pairs(pairs)

@@ -5,8 +5,9 @@ is one of its 20 candidate right pictures, and each right picture is the partner
 left picture. Two ways to learn from that:
 
 - **pseudo-labels** (`pseudo_pairs`): the current model scores every left picture against
-  its candidates; `assign_one_to_one` pairs them greedily, best score first, using each
-  right picture once; the pairs whose margin (assigned score minus the best other
+  its candidates; `assign_one_to_one` pairs them, using each right picture once: greedily,
+  best score first, or (`method="optimal"`) the pairing of the highest total score (the
+  Hungarian algorithm); the pairs whose margin (assigned score minus the best other
   candidate's) is among the top `keep` share join the labelled pairs as if labelled.
 - **MIL-NCE** (`mil_nce_loss`, Miech et al. 2020): a query's positive is its whole bag of
   candidates, the log of their summed softmax probability against the rest of the batch.
@@ -27,8 +28,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linear_sum_assignment
 
-__all__ = ["PoolSides", "assign_one_to_one", "assignment_accuracy", "candidate_index", "hidden_candidates",
+from .recipes import ASSIGNMENTS
+
+__all__ = ["ASSIGNMENTS", "PoolSides", "assign_one_to_one", "assignment_accuracy", "candidate_index", "hidden_candidates",
            "pseudo_label_records",
            "mil_nce_loss", "pseudo_pairs"]
 
@@ -54,27 +58,28 @@ def candidate_index(candidates: dict[str, list[str]], left: tuple, right: tuple)
     return index
 
 
-def assign_one_to_one(scores: torch.Tensor, index: torch.Tensor, n_right: int) -> tuple[torch.Tensor, torch.Tensor]:
+def assign_one_to_one(scores: torch.Tensor, index: torch.Tensor, n_right: int,
+                      method: str = "greedy") -> tuple[torch.Tensor, torch.Tensor]:
     """Return `(assigned, margin)` for each left picture: the right picture it is paired with (-1: none
     left free) and its score minus the best score among its other candidates (`inf` with no other).
 
     `scores[i, j]` is left `i`'s similarity to its candidate `index[i, j]` (`-1`: no candidate).
-    Pairs are taken greedily, the highest score first, each left and each right picture at most once.
+    Each left and each right picture is used at most once. `greedy` takes the pairs the highest
+    score first; `optimal` pairs as many left pictures as can be and, among those pairings, the
+    one of the highest total score (`scipy.optimize.linear_sum_assignment`), so that a left picture
+    whose best candidate is taken by a more certain one need not lose all its good ones.
     """
     if scores.shape != index.shape:
         raise ValueError(f"scores {tuple(scores.shape)} and index {tuple(index.shape)} must have the same shape.")
+    if method not in ASSIGNMENTS:
+        raise ValueError(f"Unknown assignment {method!r}; choose one of: {', '.join(ASSIGNMENTS)}.")
     scores, index = scores.detach().float().cpu(), index.cpu()
     valid = index >= 0
-    rows, cols = torch.nonzero(valid, as_tuple=True)
-    order = torch.argsort(scores[rows, cols], descending=True, stable=True)
     assigned = torch.full((len(index),), -1, dtype=torch.long)
     chosen_col = torch.full((len(index),), -1, dtype=torch.long)
-    right_taken = np.zeros(n_right, dtype=bool)
-    for edge in order.tolist():
-        i, j = int(rows[edge]), int(cols[edge])
-        r = int(index[i, j])
-        if assigned[i] < 0 and not right_taken[r]:
-            assigned[i], chosen_col[i], right_taken[r] = r, j, True
+    pick = _optimal if method == "optimal" else _greedy
+    for i, j in pick(scores, index, valid, n_right):
+        assigned[i], chosen_col[i] = int(index[i, j]), j
     margin = torch.full((len(index),), float("-inf"))
     for i in torch.nonzero(assigned >= 0, as_tuple=True)[0].tolist():
         others = scores[i][valid[i]].clone()
@@ -85,6 +90,38 @@ def assign_one_to_one(scores: torch.Tensor, index: torch.Tensor, n_right: int) -
     return assigned, margin
 
 
+def _greedy(scores: torch.Tensor, index: torch.Tensor, valid: torch.Tensor, n_right: int) -> list[tuple[int, int]]:
+    """Return `(left, column)` pairs taken the highest score first, each left and right picture once."""
+    rows, cols = torch.nonzero(valid, as_tuple=True)
+    order = torch.argsort(scores[rows, cols], descending=True, stable=True)
+    left_taken, right_taken = np.zeros(len(index), dtype=bool), np.zeros(n_right, dtype=bool)
+    chosen = []
+    for edge in order.tolist():
+        i, j = int(rows[edge]), int(cols[edge])
+        r = int(index[i, j])
+        if not left_taken[i] and not right_taken[r]:
+            left_taken[i] = right_taken[r] = True
+            chosen.append((i, j))
+    return chosen
+
+
+def _optimal(scores: torch.Tensor, index: torch.Tensor, valid: torch.Tensor, n_right: int) -> list[tuple[int, int]]:
+    """Return `(left, column)` pairs of the largest one-to-one pairing over candidate edges, of the
+    highest total score among those (each edge weighs a constant more than any score difference)."""
+    rows, cols = torch.nonzero(valid, as_tuple=True)
+    if len(rows) == 0:
+        return []
+    edge = scores[rows, cols].double().numpy()
+    bonus = 1.0 + len(index) * (edge.max() - edge.min() + 1.0)  # an edge more outweighs any score total
+    gain = np.zeros((len(index), n_right))
+    column = np.full((len(index), n_right), -1, dtype=np.int64)
+    targets = index[rows, cols].numpy()
+    gain[rows.numpy(), targets] = edge + bonus  # of two candidates naming one right picture, the later wins: same
+    column[rows.numpy(), targets] = cols.numpy()
+    left, right = linear_sum_assignment(gain, maximize=True)
+    return [(int(i), int(column[i, r])) for i, r in zip(left, right) if column[i, r] >= 0]
+
+
 def _scores(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Return the cosine of each left embedding with each of its candidates (`-inf` where none)."""
     left, right = F.normalize(left.float(), dim=1), F.normalize(right.float(), dim=1)
@@ -93,15 +130,16 @@ def _scores(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor) -> tor
 
 
 def pseudo_pairs(left: torch.Tensor, right: torch.Tensor, index: torch.Tensor,
-                 keep: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return `(left ids, right ids)` of the pseudo-pairs kept: the one-to-one assignment of `left`'s
-    embeddings to their candidates' (`right`, rows of `index`), the top `keep` share by margin.
+                 keep: float, method: str = "greedy") -> tuple[torch.Tensor, torch.Tensor]:
+    """Return `(left ids, right ids)` of the pseudo-pairs kept: the one-to-one assignment (`method`, see
+    `assign_one_to_one`) of `left`'s embeddings to their candidates' (`right`, rows of `index`), the
+    top `keep` share by margin.
 
     Every right picture appears at most once; ties in the margin keep the lower left id.
     """
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be a share in (0, 1], got {keep}.")
-    assigned, margin = assign_one_to_one(_scores(left, right, index), index, len(right))
+    assigned, margin = assign_one_to_one(_scores(left, right, index), index, len(right), method)
     paired = torch.nonzero(assigned >= 0, as_tuple=True)[0]
     n_kept = int(round(keep * len(paired)))
     best = paired[torch.argsort(margin[paired], descending=True, stable=True)[:n_kept]]
@@ -127,13 +165,13 @@ def hidden_candidates(n_pairs: int, n_candidates: int = 20, seed: int = 0) -> to
 
 
 def assignment_accuracy(left: torch.Tensor, right: torch.Tensor, keep: float, n_candidates: int = 20,
-                        seed: int = 0) -> dict[str, float]:
+                        seed: int = 0, method: str = "greedy") -> dict[str, float]:
     """Return how accurate pseudo-labels are on labelled pairs (`left[i]` matches `right[i]`), each
     partner hidden among `n_candidates - 1` foils: `kept` (the share kept), `accuracy` (of those kept),
     `accuracy_all` (of every assigned pair) and `chance` (1 / n_candidates)."""
     index = hidden_candidates(len(left), n_candidates, seed)
-    assigned, _ = assign_one_to_one(_scores(left, right, index), index, len(right))
-    ids, partners = pseudo_pairs(left, right, index, keep)
+    assigned, _ = assign_one_to_one(_scores(left, right, index), index, len(right), method)
+    ids, partners = pseudo_pairs(left, right, index, keep, method)
     paired = assigned >= 0
     return {"kept": len(ids) / len(left), "accuracy": float((partners == ids).float().mean()) if len(ids) else 0.0,
             "accuracy_all": float((assigned[paired] == torch.nonzero(paired, as_tuple=True)[0]).float().mean()),

@@ -68,7 +68,7 @@ log = logging.getLogger(__name__)
 # settings added after runs were cached, with the value those runs had: that value stays out of
 # cache keys, so they are found
 _LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet", "view_seed": None,
-                   "unlabelled_keep": 0.25, "unlabelled_refresh": 2}
+                   "unlabelled_keep": 0.25, "unlabelled_refresh": 2, "unlabelled_assign": "greedy"}
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
 HUB_BANK_BYTES = 64 * 2**20  # the most a checkpoint's hub bank takes (700 pairs at 22272 dimensions fit)
 _VERSION = 2  # of the training code: a change of what it computes must bump it
@@ -266,11 +266,12 @@ def _refresh_pseudo(run: _Run, config: FinetuneConfig) -> dict:
     return what to record: how many pseudo-pairs, and how accurate the same assignment is on the
     validation pairs, each partner hidden among 19 foils."""
     left, right = _clean_embeddings(run.embedder, run.pool_inputs, config, run.device)
-    run.pseudo = pseudo_pairs(left, right, run.pool_index, config.unlabelled_keep)
+    run.pseudo = pseudo_pairs(left, right, run.pool_index, config.unlabelled_keep, config.unlabelled_assign)
     record = {"pseudo_pairs": len(run.pseudo[0])}
     if run.val_inputs is not None and len(run.val_inputs["left"]) >= 20:
         found = assignment_accuracy(*_clean_embeddings(run.embedder, run.val_inputs, config, run.device),
-                                    config.unlabelled_keep, seed=config.seed)
+                                    config.unlabelled_keep, seed=config.seed,
+                                    method=config.unlabelled_assign)
         record.update(pseudo_val_accuracy=round(found["accuracy"], 4), pseudo_val_accuracy_all=round(found["accuracy_all"], 4))
     log.info("Pseudo-pairs from the unlabelled pool: %s", json.dumps(record))
     return record

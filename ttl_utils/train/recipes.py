@@ -28,12 +28,13 @@ from ..config import Profile
 from ..models.catalog import BACKBONES, LAYERS
 from ..runtime import choose_device, training_batch
 
-__all__ = ["CHOSEN", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "FinetuneConfig", "PairTrainingConfig",
+__all__ = ["ASSIGNMENTS", "CHOSEN", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "FinetuneConfig", "PairTrainingConfig",
            "PretrainConfig", "Recipe", "SaliencySettings", "SeedPlan", "default_projector", "pair_classifier_variants", "recipes",
            "study_recipe"]
 
 LOSSES = ("triplet", "infonce")
 MINERS = ("all", "semihard", "hard")  # in-batch triplet mining (`losses.mine_triplets`)
+ASSIGNMENTS = ("greedy", "optimal")  # pseudo-pairs from candidate lists (`candidates.assign_one_to_one`)
 
 # What each profile changes beyond its sizes (`config.PROFILES`): small and fast for smoke runs,
 # the paper's optimiser for the gpu profile, and the laptop scale of Barlow Twins for cpu.
@@ -105,6 +106,7 @@ class FinetuneConfig:
     cache: bool = True                     # keep the trunk's outputs under artifacts/finetune-inputs/
     unlabelled_keep: float = 0.25          # with an unlabelled pool: the share of pseudo-pairs kept (by margin)
     unlabelled_refresh: int = 2            # ... re-assigned by the current model every this many epochs
+    unlabelled_assign: str = "greedy"      # ... one to one, greedily or optimally (`candidates.ASSIGNMENTS`)
 
     def __post_init__(self) -> None:
         if not 0 <= self.unfreeze <= len(LAYERS):
@@ -137,6 +139,8 @@ class FinetuneConfig:
         if not 0 < self.unlabelled_keep <= 1 or self.unlabelled_refresh < 1:
             raise ValueError(f"Need 0 < unlabelled_keep <= 1 and unlabelled_refresh >= 1; got {self.unlabelled_keep} "
                              f"and {self.unlabelled_refresh}.")
+        if self.unlabelled_assign not in ASSIGNMENTS:
+            raise ValueError(f"Unknown unlabelled_assign {self.unlabelled_assign!r}; choose one of: {', '.join(ASSIGNMENTS)}.")
         if self.epochs < 1 or self.batch_size < 2 or self.views < 0:
             raise ValueError(f"Need epochs >= 1, batch_size >= 2 and views >= 0; got {self.epochs}, "
                              f"{self.batch_size}, {self.views}.")
