@@ -88,6 +88,13 @@ def test_the_optimal_assignment_beats_greedy_where_greedy_pairs_badly():
     assert assign_one_to_one(scores, index, 2, "optimal")[0].tolist() == [1, 0]
     with pytest.raises(ValueError, match="Unknown assignment 'best'; choose one of: greedy, optimal"):
         assign_one_to_one(scores, index, 2, "best")
+    # scores far below zero still pair (each edge outweighs no edge); a right picture named twice keeps its best
+    assert assign_one_to_one(torch.tensor([[-5.0], [float("-inf")]]), torch.tensor([[0], [-1]]), 2,
+                             "optimal")[0].tolist() == [0, -1]
+    assert assign_one_to_one(torch.tensor([[0.9, 0.2, 0.5]]), torch.tensor([[0, 0, 1]]), 2, "optimal")[0].tolist() == [0]
+    for method in ("greedy", "optimal"):
+        with pytest.raises(ValueError, match="Scores must be finite where index names a candidate"):
+            assign_one_to_one(torch.tensor([[float("nan"), 0.1]]), torch.tensor([[0, 1]]), 2, method)
 
 
 def test_the_optimal_assignment_is_one_to_one_over_candidates_with_the_highest_total():
@@ -95,7 +102,7 @@ def test_the_optimal_assignment_is_one_to_one_over_candidates_with_the_highest_t
     n, width = 60, 6
     index = torch.stack([torch.randperm(n, generator=g)[:width] for _ in range(n)])
     index[5, 3:] = -1
-    scores = torch.rand(n, width, generator=g).masked_fill(index < 0, float("-inf"))
+    scores = (20 * torch.rand(n, width, generator=g) - 30).masked_fill(index < 0, float("-inf"))  # all far below 0
     totals = {}
     for method in ("greedy", "optimal"):
         assigned, _ = assign_one_to_one(scores, index, n, method)

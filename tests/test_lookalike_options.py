@@ -156,6 +156,7 @@ def test_the_options_tool_measures_pseudo_pairs_against_the_default(tmp_path, mo
     summary = rows[-1]["pseudo-labels"]
     first, last = summary["accuracy of those kept (first, last)"]
     assert 0 <= first <= 1 and 0 <= last <= 1 and summary["chance"] == 0.05
+    assert (summary["assignment"], summary["keep"]) == ("greedy", 0.25)  # the settings measured
 
 
 def test_rank_pairs_ranks_by_csls_with_each_direction_s_penalty():

@@ -57,7 +57,7 @@ from ttl_utils.models.preprocessing import Preprocessing
 from ttl_utils.pipeline import finetuning_pool, pool_near_copies
 from ttl_utils.train.ablation import inner_split
 from ttl_utils.train.finetune import cached_finetune
-from ttl_utils.train.recipes import FinetuneConfig
+from ttl_utils.train.recipes import ASSIGNMENTS, FinetuneConfig
 
 SETTINGS = ("plain", "flip", "CSLS", "flip + CSLS")
 DEFAULT = "fine-tuned (chosen recipe)"
@@ -184,7 +184,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--holdout", type=int, default=100, help="training pairs that pick the fine-tuned epoch")
     parser.add_argument("--unlabelled", type=Path, help="also the recipe with this pool's pseudo-pairs (candidates.csv)")
     parser.add_argument("--unlabelled-keep", type=float, default=None, help="the share of pseudo-pairs kept")
-    parser.add_argument("--unlabelled-assign", choices=("greedy", "optimal"), default=None,
+    parser.add_argument("--unlabelled-assign", choices=ASSIGNMENTS, default=None,
                         help="how the pool's left pictures are paired with their candidates (finetune's default: greedy)")
     parser.add_argument("--distractors", type=Path, help="a pool folder (right/) whose right pictures join each fold's "
                         "candidates, as many as make len(pairs): never trained on (see above)")
@@ -228,7 +228,8 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
     rows = table(measure(models, parts, args.k, distractors))
     if histories:
-        summary = {"model": POOLED, "pseudo-labels": pseudo_label_summary([histories[n] for n in sorted(histories)])}
+        summary = {"model": POOLED, "pseudo-labels": {"assignment": config.unlabelled_assign, "keep": config.unlabelled_keep,
+                                                      **pseudo_label_summary([histories[n] for n in sorted(histories)])}}
         rows.append(summary)
     for row in rows:
         print(" | ".join(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}"

@@ -414,9 +414,9 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unlabelled-refresh", type=_positive, default=None, metavar="N",
                    help=f"re-assign the pseudo-pairs every N epochs (default {FinetuneConfig.unlabelled_refresh})")
     p.add_argument("--unlabelled-assign", choices=ASSIGNMENTS, default=None,
-                   help="pair each pool left picture with one candidate, each right picture once: greedily, best "
-                        "score first, or optimally, the highest total score "
-                        f"(default {FinetuneConfig.unlabelled_assign})")
+                   help="pair each pool left picture with one candidate, each right picture once: greedy, the best "
+                        "scores first; optimal, as many pairs as the candidate lists allow, then the highest total "
+                        f"score (default {FinetuneConfig.unlabelled_assign})")
 
 
 def _add_finetune(sub) -> None:

@@ -75,6 +75,9 @@ def assign_one_to_one(scores: torch.Tensor, index: torch.Tensor, n_right: int,
         raise ValueError(f"Unknown assignment {method!r}; choose one of: {', '.join(ASSIGNMENTS)}.")
     scores, index = scores.detach().float().cpu(), index.cpu()
     valid = index >= 0
+    if not bool(torch.isfinite(scores[valid]).all()):
+        raise ValueError("Scores must be finite where index names a candidate (a NaN or infinite similarity: "
+                         "are the embeddings finite?).")
     assigned = torch.full((len(index),), -1, dtype=torch.long)
     chosen_col = torch.full((len(index),), -1, dtype=torch.long)
     pick = _optimal if method == "optimal" else _greedy
@@ -112,12 +115,15 @@ def _optimal(scores: torch.Tensor, index: torch.Tensor, valid: torch.Tensor, n_r
     if len(rows) == 0:
         return []
     edge = scores[rows, cols].double().numpy()
-    bonus = 1.0 + len(index) * (edge.max() - edge.min() + 1.0)  # an edge more outweighs any score total
+    spread = edge.max() - edge.min()
+    # every edge weighs more than 0 (no edge), and one edge more outweighs any difference of score totals
+    weight = (edge - edge.min()) + 1.0 + len(index) * spread
+    order = np.argsort(edge, kind="stable")  # a right picture named twice in one list: its higher score is written last
     gain = np.zeros((len(index), n_right))
     column = np.full((len(index), n_right), -1, dtype=np.int64)
-    targets = index[rows, cols].numpy()
-    gain[rows.numpy(), targets] = edge + bonus  # of two candidates naming one right picture, the later wins: same
-    column[rows.numpy(), targets] = cols.numpy()
+    targets = index[rows, cols].numpy()[order]
+    gain[rows.numpy()[order], targets] = weight[order]
+    column[rows.numpy()[order], targets] = cols.numpy()[order]
     left, right = linear_sum_assignment(gain, maximize=True)
     return [(int(i), int(column[i, r])) for i, r in zip(left, right) if column[i, r] >= 0]
 
