@@ -437,12 +437,13 @@ def test_what_a_fresh_eyes_review_found(tmp_path, monkeypatch, capsys, caplog):
     assert f"6 of the 6 evaluated pairs are among {out}'s training pairs" in caplog.text
 
 
-def _hold_the_lock(path: str, results) -> None:
+def _hold_the_lock(path: str, results, ready) -> None:
     import time
 
     from ttl_utils.errors import BusyError
     from ttl_utils.storage import exclusive
 
+    ready.wait(60)  # both processes started (their imports can differ by seconds): they try the lock at once
     try:
         with exclusive(path):
             results.put("held")
@@ -458,8 +459,8 @@ def test_two_runs_starting_at_once_on_a_stale_lock_cannot_both_take_it(tmp_path)
     out = tmp_path / "ft.pt"
     (tmp_path / "ft.pt.lock").write_text("otherhost 999999")  # left by a run that died
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
-    runs = [context.Process(target=_hold_the_lock, args=(str(out), results)) for _ in range(2)]
+    results, ready = context.Queue(), context.Barrier(2)
+    runs = [context.Process(target=_hold_the_lock, args=(str(out), results, ready)) for _ in range(2)]
     for run in runs:
         run.start()
     for run in runs:
