@@ -171,9 +171,12 @@ def small(out, **kwargs):
                                     patience=5, unfreeze=0, unlabelled_keep=0.5, unlabelled_refresh=1), **kwargs})
 
 
-def test_fine_tuning_with_a_pool_adds_pseudo_pairs_and_measures_them(demo, tmp_path):
+def test_fine_tuning_with_a_pool_adds_pseudo_pairs_and_measures_them(demo, tmp_path, caplog):
     pool = load_pool(write_pool(tmp_path / "pool", n=24, n_candidates=4, size=48), n_candidates=4)
-    result = finetune(small(tmp_path / "ft.pt"), demo["train"], demo["val"], pool=pool)
+    with caplog.at_level("INFO", logger="ttl_utils"):
+        result = finetune(small(tmp_path / "ft.pt"), demo["train"], demo["val"], pool=pool)
+    assert ("Also learning from 24 unlabelled left pictures: pseudo-pairs by the greedy assignment, the most "
+            "confident 50% kept, re-assigned every 1 epoch(s)") in caplog.text
     first, second = result.history[1], result.history[2]
     # half of the left pictures the greedy assignment pairs (some find every candidate taken)
     assert 8 <= first["pseudo_pairs"] <= 12 and 8 <= second["pseudo_pairs"] <= 12
@@ -231,6 +234,11 @@ def test_finetune_unlabelled_without_candidates_or_with_a_bad_share(tmp_path, ca
     code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled-assign", "best"])
     err = capsys.readouterr().err  # argparse quotes the choices from Python 3.12 on
     assert code == 2 and "--unlabelled-assign: invalid choice: 'best'" in err and "greedy" in err and "optimal" in err
+    for flag, value in (("--unlabelled-keep", "0.5"), ("--unlabelled-refresh", "2"), ("--unlabelled-assign", "optimal")):
+        code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), flag, value])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err == f"error: {flag} sets how the unlabelled pool is used: give the pool too (--unlabelled DIR)."
+    assert not (tmp_path / "ft.pt").exists()
 
 
 def test_a_demo_pool_hides_each_partner_among_its_candidates_and_loads(tmp_path):

@@ -459,6 +459,12 @@ def finetune_command(args: argparse.Namespace) -> None:
 
     _output(args.out, "--out", "ft.pt")
     _usage(lambda: choose_device(args.device))
+    if args.unlabelled is None:
+        given = [flag for flag, value in (("--unlabelled-keep", args.unlabelled_keep),
+                                          ("--unlabelled-refresh", args.unlabelled_refresh),
+                                          ("--unlabelled-assign", args.unlabelled_assign)) if value is not None]
+        if given:
+            raise UsageError(f"{given[0]} sets how the unlabelled pool is used: give the pool too (--unlabelled DIR).")
     config = _usage(lambda: FinetuneConfig.for_profile(
         args.profile, out=str(args.out), **_finetune_start(args), unfreeze=args.unfreeze, layers=args.layers,
         grid=args.grid, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,

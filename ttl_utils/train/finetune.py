@@ -379,6 +379,10 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
              config.unfreeze, config.head,
              "+".join(config.layers) + (f" in {config.grid}x{config.grid} cells" if config.grid else ""), config.loss,
              f", {config.miner} miner" if config.loss == "triplet" else "", len(train))
+    if pool is not None:
+        log.info("Also learning from %d unlabelled left pictures: pseudo-pairs by the %s assignment, the most "
+                 "confident %.0f%% kept, re-assigned every %d epoch(s)", len(pool.left), config.unlabelled_assign,
+                 100 * config.unlabelled_keep, config.unlabelled_refresh)
     for epoch in range(run.start_epoch, config.epochs):
         if run.val_inputs is not None and run.bad_epochs >= config.patience:
             log.info("Stopping early: no gain in R@%d for %d epochs", config.select_k, config.patience)
