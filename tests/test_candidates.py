@@ -208,6 +208,72 @@ def test_resume_with_a_pool_reproduces_an_uninterrupted_run(demo, tmp_path):
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
 
 
+def test_mil_batches_hold_each_left_picture_once_a_pass_with_its_candidates_as_its_bag(demo, tmp_path):
+    from ttl_utils.train.finetune import _mil_batches, _Run
+
+    index = torch.tensor([[0, 2, -1], [-1, -1, -1], [1, 3, 4], [4, -1, -1], [0, 1, 2]])  # left 1: no candidate left
+    views = torch.arange(5 * 3 * 2, dtype=torch.float16).reshape(5, 3, 2)  # 5 left pictures, 3 views each
+    run = _Run(None, None, {"left": torch.zeros(6, 3, 2)}, None, torch.device("cpu"), {}, pool_index=index,
+               pool_inputs={"left": views, "right": torch.zeros(6, 3, 2)})
+    config = small(tmp_path / "x.pt", batch_size=3)  # 6 labelled pairs: 2 batches an epoch
+    batches = _mil_batches(run, config, epoch=0)
+    seen = []
+    for _ in range(4):
+        queries, in_bag = next(batches)
+        assert queries.dtype == torch.float32 and in_bag.shape == (3, 6)  # every batch full
+        for query, bag in zip(queries, in_bag):
+            picture, view = divmod(int(query[0]) // 2, 3)
+            assert view in (1, 2)  # an augmented view, never the clean view 0
+            assert bag.nonzero().flatten().tolist() == sorted(i for i in index[picture].tolist() if i >= 0)
+            seen.append(picture)
+    # three passes of the 4 pictures with a candidate, each pass every one of them once
+    assert [sorted(seen[i:i + 4]) for i in (0, 4, 8)] == [[0, 2, 3, 4]] * 3
+    # the next epoch enters the stream where this one's 2 batches left it (a resumed run draws the same)
+    following = [divmod(int(q[0]) // 2, 3)[0] for q in next(_mil_batches(run, config, epoch=1))[0]]
+    assert following == seen[6:9]
+    run.pool_index = torch.full((5, 3), -1)
+    with pytest.raises(ValueError, match="No left picture of the unlabelled pool has a candidate left"):
+        next(_mil_batches(run, config, epoch=0))
+    with pytest.raises(ValueError, match="Unknown unlabelled_loss 'milnce'; choose one of: pseudo, mil"):
+        FinetuneConfig(out="ft.pt", unlabelled_loss="milnce")
+
+
+@pytest.mark.slow
+def test_fine_tuning_with_mil_nce_learns_from_the_lists_and_resumes_exactly(demo, tmp_path, caplog):
+    pool = load_pool(write_pool(tmp_path / "pool", n=24, n_candidates=4, size=48), n_candidates=4)
+    settings = dict(unlabelled_loss="mil", epochs=3)
+    with caplog.at_level("INFO", logger="ttl_utils"):
+        straight = finetune(small(tmp_path / "a.pt", **settings), demo["train"], demo["val"], pool=pool)
+    assert "MIL-NCE over each one's candidates against the pool's 24 right pictures" in caplog.text
+    for record in straight.history[1:]:
+        assert record["mil_bank"] == 24 and "pseudo_pairs" not in record and record["mil_loss"] > 0
+    # a query's bag is 4 of the 24 right pictures: the loss starts near log(24 / 4), and learning lowers it
+    assert abs(straight.history[1]["mil_loss"] - math.log(24 / 4)) < 1.0
+    assert straight.history[3]["mil_loss"] < straight.history[1]["mil_loss"]
+    finetune(small(tmp_path / "b.pt", **{**settings, "epochs": 2}), demo["train"], demo["val"], pool=pool)
+    resumed = finetune(small(tmp_path / "b.pt", **settings), demo["train"], demo["val"], pool=pool, resume=True)
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    # a run's loss keys it apart; the default stays out of keys (older cached runs are found)
+    from ttl_utils.train.finetune import _LATER_SETTINGS, _VERSION, _data_key
+    from ttl_utils.train.state import run_path
+
+    data = _data_key(demo["train"], demo["val"], pool)
+    keys = {loss: run_path("finetune", small("", unlabelled_loss=loss), data, _VERSION, _LATER_SETTINGS).name
+            for loss in ("pseudo", "mil")}
+    assert keys["pseudo"] != keys["mil"] and _LATER_SETTINGS["unlabelled_loss"] == FinetuneConfig.unlabelled_loss
+    # without a pool the pool's settings change nothing: the same cached run, not a second one
+    alone = cached_finetune(small("", epochs=1), demo["train"], demo["val"]).checkpoint
+    assert cached_finetune(small("", epochs=1, unlabelled_loss="mil", unlabelled_keep=0.9), demo["train"],
+                           demo["val"]).checkpoint == alone
+    # a state saved before a setting existed resumes only under that setting's old value
+    state = torch.load(f"{tmp_path / 'b.pt'}.state.pt", weights_only=True)
+    del state["config"]["unlabelled_loss"]
+    torch.save(state, f"{tmp_path / 'b.pt'}.state.pt")
+    with pytest.raises(ValueError, match="unlabelled_loss='pseudo' \\(now 'mil'\\)"):
+        finetune(small(tmp_path / "b.pt", **{**settings, "epochs": 4}), demo["train"], demo["val"], pool=pool,
+                 resume=True)
+
+
 @pytest.mark.parametrize("rows, expected", [
     ([["00000"] + [f"{j:05d}" for j in range(19)]], "line 2: 19 candidates for 00000, expected 20."),
     ([["00000"] + [f"{j:05d}" for j in range(19)] + ["00077"]], "line 2: right/00077 is not a picture"),
@@ -234,10 +300,17 @@ def test_finetune_unlabelled_without_candidates_or_with_a_bad_share(tmp_path, ca
     code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled-assign", "best"])
     err = capsys.readouterr().err  # argparse quotes the choices from Python 3.12 on
     assert code == 2 and "--unlabelled-assign: invalid choice: 'best'" in err and "greedy" in err and "optimal" in err
-    for flag, value in (("--unlabelled-keep", "0.5"), ("--unlabelled-refresh", "2"), ("--unlabelled-assign", "optimal")):
+    for flag, value in (("--unlabelled-keep", "0.5"), ("--unlabelled-refresh", "2"), ("--unlabelled-assign", "optimal"),
+                        ("--unlabelled-loss", "mil")):
         code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), flag, value])
         err = capsys.readouterr().err.strip()
         assert code == 2 and err == f"error: {flag} sets how the unlabelled pool is used: give the pool too (--unlabelled DIR)."
+        if flag != "--unlabelled-loss":  # MIL-NCE makes no pseudo-pairs: their settings are refused with it
+            code = main(["finetune", "--data", str(data), "--out", str(tmp_path / "ft.pt"), "--unlabelled", str(bare),
+                         "--unlabelled-loss", "mil", flag, value])
+            err = capsys.readouterr().err.strip()
+            assert code == 2 and err == (f"error: {flag} sets the pseudo-pairs, which --unlabelled-loss mil does not "
+                                         "make: drop it.")
     assert not (tmp_path / "ft.pt").exists()
 
 

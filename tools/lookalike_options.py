@@ -3,6 +3,7 @@
     python tools/lookalike_options.py --data ../shared/ttl-dev                     # zero-shot, 5 folds
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned         # + the chosen recipe, trained a fold
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --unlabelled ../shared/ttl-unlabelled
+    python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --unlabelled DIR --unlabelled-loss mil
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --distractors ../shared/ttl-unlabelled
     python tools/lookalike_options.py --data DIR --json out/options.json
 
@@ -11,8 +12,9 @@ pictures are the queries, its right pictures the candidates (as the test split i
 bank CSLS scales by is the left pictures of the other parts (training pictures only, so one query
 in `find` could use it). With `--finetuned` the profile's chosen recipe is trained on the other
 parts (its epoch picked on their last `--holdout` pairs; cached under `artifacts/finetune/`). With
-`--unlabelled DIR` the same recipe is also trained with the pool's pseudo-pairs (`finetune --unlabelled`),
-the pool without near-copies of the fold's held-out and validation pictures.
+`--unlabelled DIR` the same recipe is also trained with the pool's pseudo-pairs (`finetune --unlabelled`;
+`--unlabelled-loss mil`: with MIL-NCE over each pool left picture's candidates instead), the pool
+without near-copies of the fold's held-out and validation pictures.
 
 For each model and setting it prints R@1 and R@20 over every held-out query, among its fold's right
 pictures and among every right picture (the other folds' too: as many candidates as pairs, those
@@ -57,11 +59,12 @@ from ttl_utils.models.preprocessing import Preprocessing
 from ttl_utils.pipeline import finetuning_pool, pool_near_copies
 from ttl_utils.train.ablation import inner_split
 from ttl_utils.train.finetune import cached_finetune
-from ttl_utils.train.recipes import ASSIGNMENTS, FinetuneConfig
+from ttl_utils.train.recipes import ASSIGNMENTS, UNLABELLED_LOSSES, FinetuneConfig
 
 SETTINGS = ("plain", "flip", "CSLS", "flip + CSLS")
 DEFAULT = "fine-tuned (chosen recipe)"
 POOLED = "fine-tuned + pseudo-pairs"
+MIL = "fine-tuned + MIL-NCE"
 
 
 def fold_ranks(embedder, preprocessing: Preprocessing, train, held, k: int,
@@ -182,10 +185,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--k", type=int, default=10, help="neighbours in the bank CSLS scales by (default 10)")
     parser.add_argument("--finetuned", action="store_true", help="also the profile's chosen recipe, trained a fold")
     parser.add_argument("--holdout", type=int, default=100, help="training pairs that pick the fine-tuned epoch")
-    parser.add_argument("--unlabelled", type=Path, help="also the recipe with this pool's pseudo-pairs (candidates.csv)")
+    parser.add_argument("--unlabelled", type=Path, help="also the recipe learning from this pool's candidate lists "
+                        "(candidates.csv): pseudo-pairs, or MIL-NCE with --unlabelled-loss mil")
     parser.add_argument("--unlabelled-keep", type=float, default=None, help="the share of pseudo-pairs kept")
     parser.add_argument("--unlabelled-assign", choices=ASSIGNMENTS, default=None,
                         help="how the pool's left pictures are paired with their candidates (finetune's default: greedy)")
+    parser.add_argument("--unlabelled-loss", choices=UNLABELLED_LOSSES, default=None,
+                        help="pseudo-pairs, or MIL-NCE over each left picture's candidates (finetune's default: pseudo)")
     parser.add_argument("--distractors", type=Path, help="a pool folder (right/) whose right pictures join each fold's "
                         "candidates, as many as make len(pairs): never trained on (see above)")
     parser.add_argument("--json", type=Path, help="write the table here")
@@ -200,7 +206,7 @@ def main(argv: list[str]) -> int:
     histories = {}
     if args.finetuned or args.unlabelled:
         config = FinetuneConfig.for_profile(profile, unlabelled_keep=args.unlabelled_keep,
-                                            unlabelled_assign=args.unlabelled_assign)
+                                            unlabelled_assign=args.unlabelled_assign, unlabelled_loss=args.unlabelled_loss)
         pool = load_pool(args.unlabelled) if args.unlabelled else None
 
         def fine_tuned(pooled: bool):
@@ -220,14 +226,22 @@ def main(argv: list[str]) -> int:
 
         models[DEFAULT] = fine_tuned(False)
         if pool is not None:
-            models[POOLED] = fine_tuned(True)
+            models[MIL if config.unlabelled_loss == "mil" else POOLED] = fine_tuned(True)
     distractors = pick_distractors(profile, pairs, args.distractors, len(pairs) - len(parts[0][1])) \
         if args.distractors else None
     if distractors and args.unlabelled and args.unlabelled.resolve() == args.distractors.resolve():
-        print("note: the pseudo-pair model trained on --distractors' pictures; its unseen column is not unseen",
+        print("note: the model with the pool trained on --distractors' pictures; its unseen column is not unseen",
               file=sys.stderr)
     rows = table(measure(models, parts, args.k, distractors))
-    if histories:
+    if histories and config.unlabelled_loss == "mil":
+        runs = [histories[n] for n in sorted(histories)]
+        mean = lambda values: round(float(np.mean(values)), 3)  # noqa: E731
+        rows.append({"model": MIL, "unlabelled": {
+            "loss": "mil", "MIL-NCE loss (first epoch, last)": (mean([h[1]["mil_loss"] for h in runs]),
+                                                               mean([h[-1]["mil_loss"] for h in runs])),
+            "epochs a run": mean([len(h) - 1 for h in runs]),
+            "seconds a run": mean([sum(h.get("seconds") or 0 for h in history) for history in runs])}})
+    elif histories:
         summary = {"model": POOLED, "pseudo-labels": {"assignment": config.unlabelled_assign, "keep": config.unlabelled_keep,
                                                       **pseudo_label_summary([histories[n] for n in sorted(histories)])}}
         rows.append(summary)

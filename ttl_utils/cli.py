@@ -29,7 +29,7 @@ from pathlib import Path
 from .config import PROFILES, get_profile
 from .errors import UsageError
 from .models.catalog import BACKBONES, LAYERS
-from .train.recipes import ASSIGNMENTS, LOSSES, MINERS, FinetuneConfig
+from .train.recipes import ASSIGNMENTS, LOSSES, MINERS, UNLABELLED_LOSSES, FinetuneConfig
 
 log = logging.getLogger("ttl_utils")
 
@@ -408,7 +408,8 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=_positive, default=None, help="epochs without gain before stopping (default 3)")
     p.add_argument("--unlabelled", type=Path, default=None, metavar="DIR",
                    help="also learn from an unlabelled pool: DIR/left, DIR/right and DIR/candidates.csv (each left "
-                        "picture's 20 candidates); its confident pseudo-pairs join the training pairs")
+                        "picture's 20 candidates): by default its confident pseudo-pairs join the training pairs "
+                        "(see --unlabelled-loss)")
     p.add_argument("--unlabelled-keep", type=_share, default=None, metavar="SHARE",
                    help=f"the share of pseudo-pairs kept, the most confident (default {FinetuneConfig.unlabelled_keep})")
     p.add_argument("--unlabelled-refresh", type=_positive, default=None, metavar="N",
@@ -417,6 +418,10 @@ def _add_finetune_training(p: argparse.ArgumentParser) -> None:
                    help="pair each pool left picture with one candidate, each right picture once: greedy, the best "
                         "scores first; optimal, as many pairs as the candidate lists allow, then the highest total "
                         f"score (default {FinetuneConfig.unlabelled_assign})")
+    p.add_argument("--unlabelled-loss", choices=UNLABELLED_LOSSES, default=None,
+                   help="how the candidate lists teach: pseudo, confident pseudo-pairs join the training pairs; mil, "
+                        "each pool left picture is pulled towards its candidates together, away from the pool's other "
+                        f"right pictures (MIL-NCE) (default {FinetuneConfig.unlabelled_loss})")
 
 
 def _add_finetune(sub) -> None:

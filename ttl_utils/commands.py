@@ -462,9 +462,16 @@ def finetune_command(args: argparse.Namespace) -> None:
     if args.unlabelled is None:
         given = [flag for flag, value in (("--unlabelled-keep", args.unlabelled_keep),
                                           ("--unlabelled-refresh", args.unlabelled_refresh),
-                                          ("--unlabelled-assign", args.unlabelled_assign)) if value is not None]
+                                          ("--unlabelled-assign", args.unlabelled_assign),
+                                          ("--unlabelled-loss", args.unlabelled_loss)) if value is not None]
         if given:
             raise UsageError(f"{given[0]} sets how the unlabelled pool is used: give the pool too (--unlabelled DIR).")
+    elif args.unlabelled_loss == "mil":
+        given = [flag for flag, value in (("--unlabelled-keep", args.unlabelled_keep),
+                                          ("--unlabelled-refresh", args.unlabelled_refresh),
+                                          ("--unlabelled-assign", args.unlabelled_assign)) if value is not None]
+        if given:
+            raise UsageError(f"{given[0]} sets the pseudo-pairs, which --unlabelled-loss mil does not make: drop it.")
     config = _usage(lambda: FinetuneConfig.for_profile(
         args.profile, out=str(args.out), **_finetune_start(args), unfreeze=args.unfreeze, layers=args.layers,
         grid=args.grid, head=args.head, loss=args.loss, miner=args.miner, margin=args.margin,
@@ -472,7 +479,8 @@ def finetune_command(args: argparse.Namespace) -> None:
         backbone_lr=args.backbone_lr, image_size=args.image_size, views=args.views, select_k=args.select_k,
         patience=args.patience, seed=args.seed, device=args.device, workers=args.workers,
         cache=False if args.no_cache else None, unlabelled_keep=args.unlabelled_keep,
-        unlabelled_refresh=args.unlabelled_refresh, unlabelled_assign=args.unlabelled_assign))
+        unlabelled_refresh=args.unlabelled_refresh, unlabelled_assign=args.unlabelled_assign,
+        unlabelled_loss=args.unlabelled_loss))
     pairs = resolve_pairs(args.data, args.profile, validate="headers")
     if args.split == "train":
         split = split_pairs(pairs)

@@ -54,7 +54,7 @@ from ..models.preprocessing import Preprocessing
 from ..progress import progress
 from ..runtime import loader_workers
 from .augment import PairAugmentation
-from .candidates import PoolSides, assignment_accuracy, candidate_index, pseudo_pairs
+from .candidates import PoolSides, assignment_accuracy, candidate_index, mil_nce_loss, pseudo_pairs
 from .losses import info_nce_loss, pair_triplet_loss
 from .recipes import FinetuneConfig
 from .state import cached_training, finished_run, load_state, save_state, state_path
@@ -68,7 +68,8 @@ log = logging.getLogger(__name__)
 # settings added after runs were cached, with the value those runs had: that value stays out of
 # cache keys, so they are found
 _LATER_SETTINGS = {"layers": ("layer4",), "grid": 0, "weights": "imagenet", "view_seed": None,
-                   "unlabelled_keep": 0.25, "unlabelled_refresh": 2, "unlabelled_assign": "greedy"}
+                   "unlabelled_keep": 0.25, "unlabelled_refresh": 2, "unlabelled_assign": "greedy",
+                   "unlabelled_loss": "pseudo"}
 _RESUMABLE_CHANGES = frozenset({"epochs", "patience", "cache"})  # what may differ on resume (besides where it runs)
 HUB_BANK_BYTES = 64 * 2**20  # the most a checkpoint's hub bank takes (700 pairs at 22272 dimensions fit)
 _VERSION = 2  # of the training code: a change of what it computes must bump it
@@ -220,6 +221,43 @@ class _Run:
     pool_inputs: dict | None = None  # an unlabelled pool's trunk outputs, its candidate lists, the pseudo-pairs
     pool_index: torch.Tensor | None = None
     pseudo: tuple | None = None
+    pool_bank: torch.Tensor | None = None  # with `unlabelled_loss="mil"`: the pool's right pictures, embedded
+
+
+def _mil_batches(run: _Run, config: FinetuneConfig, epoch: int):
+    """Yield, endlessly, `(queries, in_bag)`: the trunk outputs of `batch_size` of the pool's left pictures
+    (one random augmented view each) and the mask of their candidates among the pool's right pictures
+    (`batch x n_right`).
+
+    The pictures come from one seeded stream of passes (each pass every picture with a candidate once,
+    shuffled), which each epoch enters where the previous one left it (an epoch takes a pool batch
+    for each labelled batch): over the epochs every picture is seen, and a resumed run draws the same."""
+    index, inputs = run.pool_index, run.pool_inputs
+    usable = torch.nonzero((index >= 0).any(dim=1)).flatten()
+    if len(usable) == 0:
+        raise ValueError("No left picture of the unlabelled pool has a candidate left: MIL-NCE has nothing to learn from.")
+    n_views, n_right = inputs["left"].shape[1], len(inputs["right"])
+    size = config.batch_size
+    per_epoch = max(1, len(run.train_inputs["left"]) // size) if run.train_inputs is not None else 1
+
+    def shuffled(number: int) -> torch.Tensor:
+        return usable[torch.randperm(len(usable), generator=torch.Generator().manual_seed(
+            config.seed * 100003 + 50021 + number))]
+
+    number, offset = divmod(epoch * per_epoch * size, len(usable))
+    waiting = shuffled(number)[offset:]
+    g = _epoch_generator(config, epoch + 70001)  # the views
+    while True:
+        while len(waiting) < size:
+            number += 1
+            waiting = torch.cat([waiting, shuffled(number)])
+        ids, waiting = waiting[:size], waiting[size:]
+        views = torch.randint(1, n_views, (size,), generator=g) if n_views > 1 else torch.zeros(size, dtype=torch.long)
+        rows = index[ids]
+        valid = rows >= 0
+        in_bag = torch.zeros(size, n_right, dtype=torch.bool)
+        in_bag[torch.nonzero(valid)[:, 0], rows[valid]] = True
+        yield inputs["left"][ids, views].float(), in_bag
 
 
 def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) -> dict:
@@ -228,17 +266,25 @@ def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) 
     pseudo = (run.pool_inputs, *run.pseudo) if run.pseudo is not None else None
     batches = _cached_batches(run.train_inputs, config, epoch, pseudo) if run.train_inputs is not None \
         else _online_batches(run.embedder, train, config, epoch, run.device)
-    losses = []
+    mil = _mil_batches(run, config, epoch) if run.pool_bank is not None else None
+    losses, mil_losses = [], []
     for left, right in progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
         loss = _loss(top_forward(run.embedder, left.to(run.device), config),
                      top_forward(run.embedder, right.to(run.device), config), config)
+        if mil is not None:  # a batch of the pool's left pictures beside each labelled batch
+            queries, in_bag = next(mil)
+            extra = mil_nce_loss(top_forward(run.embedder, queries.to(run.device), config), run.pool_bank,
+                                 in_bag.to(run.device), config.temperature)
+            mil_losses.append(extra.item())
+            loss = loss + extra
         if not torch.isfinite(loss):
             raise FloatingPointError(f"The loss became {loss.item()} in epoch {epoch + 1}; lower the learning rate.")
         run.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         run.optimiser.step()
         losses.append(loss.item())
-    return {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+    return {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
+            **({"mil_loss": float(np.mean(mil_losses))} if mil_losses else {})}
 
 
 # --- validation and selection --------------------------------------------------------------------
@@ -275,6 +321,17 @@ def _refresh_pseudo(run: _Run, config: FinetuneConfig) -> dict:
         record.update(pseudo_val_accuracy=round(found["accuracy"], 4), pseudo_val_accuracy_all=round(found["accuracy_all"], 4))
     log.info("Pseudo-pairs from the unlabelled pool: %s", json.dumps(record))
     return record
+
+
+@torch.no_grad()
+def _refresh_bank(run: _Run, config: FinetuneConfig) -> dict:
+    """Embed the pool's right pictures (clean views) with the current model: the candidates and negatives
+    each MIL-NCE query of the epoch is scored against (no gradient flows into them)."""
+    run.embedder.eval()
+    right = run.pool_inputs["right"]
+    run.pool_bank = torch.cat([top_forward(run.embedder, right[i:i + 128, 0].float().to(run.device), config)
+                               for i in range(0, len(right), 128)])
+    return {"mil_bank": len(right)}
 
 
 def _select(run: _Run, config: FinetuneConfig, record: dict) -> None:
@@ -317,7 +374,7 @@ def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume:
                          "picture's candidate right pictures.")
     if pool is not None and not config.cached:
         raise ValueError("Learning from an unlabelled pool needs cached views (--views 1 or more, --unfreeze 3 or less).")
-    state = load_state(config, _RESUMABLE_CHANGES) if resume else None
+    state = load_state(config, _RESUMABLE_CHANGES, later=_LATER_SETTINGS) if resume else None
     data = _data_key(train, val, pool)
     if state is not None and state.get("data") != data:
         saved = state.get("data") or {}
@@ -338,12 +395,15 @@ def _set_up(config: FinetuneConfig, train: PairSet, val: PairSet | None, resume:
     if pool is not None:
         run.pool_inputs = _pool_inputs(embedder, pool, config, device)
         run.pool_index = candidate_index(pool.candidates, pool.left, pool.right)
+        if not bool((run.pool_index >= 0).any()):
+            raise ValueError(f"No left picture of the unlabelled pool {pool.root} has a candidate left: nothing to learn "
+                             "from.")
     if state is not None:
         embedder.load_state_dict(state["state_dict"])
         optimiser.load_state_dict(state["optimizer"])
         run.start_epoch, run.history = state["epoch"], list(state["history"])
         run.best, run.best_epoch, run.bad_epochs = dict(state["best"]), state["best_epoch"], state["bad_epochs"]
-        if state.get("pseudo") is not None and pool is not None:
+        if state.get("pseudo") is not None and pool is not None and config.unlabelled_loss == "pseudo":
             run.pseudo = tuple(torch.tensor(ids, dtype=torch.long) for ids in state["pseudo"])
     else:
         initial = _validate(embedder, val_inputs, config, device) if val_inputs is not None else {}
@@ -373,13 +433,19 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
 
     With an unlabelled `pool` that has candidate lists, its pseudo-pairs join the training pairs
     (`candidates.pseudo_pairs`: the top `unlabelled_keep` share by margin, re-assigned by the current
-    model every `unlabelled_refresh` epochs)."""
+    model every `unlabelled_refresh` epochs), or with `unlabelled_loss="mil"` each labelled batch
+    comes with a batch of its left pictures scored by MIL-NCE against its right pictures embedded at
+    the start of the epoch (`_mil_batches`, `_refresh_bank`; added to the labelled loss at weight 1)."""
     run = _set_up(config, train, val, resume, pool)
     log.info("Fine-tuning %s (%d stages unfrozen, head %s on %s, %s loss%s) on %d pairs", run.embedder.backbone.name,
              config.unfreeze, config.head,
              "+".join(config.layers) + (f" in {config.grid}x{config.grid} cells" if config.grid else ""), config.loss,
              f", {config.miner} miner" if config.loss == "triplet" else "", len(train))
-    if pool is not None:
+    if pool is not None and config.unlabelled_loss == "mil":
+        log.info("Also learning from %d unlabelled left pictures: MIL-NCE over each one's candidates against the "
+                 "pool's %d right pictures, embedded anew every epoch",
+                 int((run.pool_index >= 0).any(dim=1).sum()), len(pool.right))
+    elif pool is not None:
         log.info("Also learning from %d unlabelled left pictures: pseudo-pairs by the %s assignment, the most "
                  "confident %.0f%% kept, re-assigned every %d epoch(s)", len(pool.left), config.unlabelled_assign,
                  100 * config.unlabelled_keep, config.unlabelled_refresh)
@@ -388,8 +454,11 @@ def finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
             log.info("Stopping early: no gain in R@%d for %d epochs", config.select_k, config.patience)
             break
         tick = time.perf_counter()
-        refreshed = _refresh_pseudo(run, config) if pool is not None and (
-            epoch % config.unlabelled_refresh == 0 or run.pseudo is None) else {}
+        if pool is not None and config.unlabelled_loss == "mil":
+            refreshed = _refresh_bank(run, config)  # every epoch: a resumed run is the same run
+        else:
+            refreshed = _refresh_pseudo(run, config) if pool is not None and (
+                epoch % config.unlabelled_refresh == 0 or run.pseudo is None) else {}
         record = {**_train_epoch(run, config, train, epoch), **refreshed}
         if run.val_inputs is not None:
             record.update(_validate(run.embedder, run.val_inputs, config, run.device))
@@ -440,10 +509,22 @@ def _data_key(train: PairSet, val: PairSet | None, pool: UnlabelledPool | None =
     return key
 
 
+_POOL_SETTINGS = ("unlabelled_keep", "unlabelled_refresh", "unlabelled_assign", "unlabelled_loss")
+
+
+def _without_pool_settings(config: FinetuneConfig, pool: UnlabelledPool | None) -> FinetuneConfig:
+    """Return `config` with the settings of learning from a pool at their defaults when there is no pool:
+    they change nothing then, so they must not key a second copy of the same run."""
+    if pool is not None:
+        return config
+    return replace(config, **{name: FinetuneConfig.__dataclass_fields__[name].default for name in _POOL_SETTINGS})
+
+
 def finished_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None = None,
                       pool: UnlabelledPool | None = None) -> Path | None:
     """Return the checkpoint of `cached_finetune(config, train, val, pool)` if that run is finished, else
     None (nothing is trained)."""
+    config = _without_pool_settings(config, pool)
     return finished_run("finetune", config, _data_key(train, val, pool), _VERSION, omit=_LATER_SETTINGS)
 
 
@@ -453,8 +534,10 @@ def cached_finetune(config: FinetuneConfig, train: PairSet, val: PairSet | None 
 
     The checkpoint goes under `artifacts/finetune/`, keyed by the settings (except where and
     how fast it runs) and the data (`state.cached_training`); an interrupted run is
-    resumed. Once a run is finished, its training state keeps only the history.
+    resumed. Once a run is finished, its training state keeps only the history. Without a `pool`, the
+    settings of learning from one are ignored (a run with other values is the same run).
     """
+    config = _without_pool_settings(config, pool)
     out, saved = cached_training("finetune", config, _data_key(train, val, pool),
                                  lambda c, resume: finetune(c, train, val, resume, pool),
                                  _VERSION, omit=_LATER_SETTINGS)

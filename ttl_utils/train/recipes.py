@@ -28,13 +28,15 @@ from ..config import Profile
 from ..models.catalog import BACKBONES, LAYERS
 from ..runtime import choose_device, training_batch
 
-__all__ = ["ASSIGNMENTS", "CHOSEN", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "FinetuneConfig", "PairTrainingConfig",
+__all__ = ["ASSIGNMENTS", "CHOSEN", "LOSSES", "MINERS", "NOTEBOOK_05", "RECIPES", "UNLABELLED_LOSSES", "FinetuneConfig",
+           "PairTrainingConfig",
            "PretrainConfig", "Recipe", "SaliencySettings", "SeedPlan", "default_projector", "pair_classifier_variants", "recipes",
            "study_recipe"]
 
 LOSSES = ("triplet", "infonce")
 MINERS = ("all", "semihard", "hard")  # in-batch triplet mining (`losses.mine_triplets`)
 ASSIGNMENTS = ("greedy", "optimal")  # pseudo-pairs from candidate lists (`candidates.assign_one_to_one`)
+UNLABELLED_LOSSES = ("pseudo", "mil")  # how candidate lists teach: pseudo-pairs, or MIL-NCE over the whole list
 
 # What each profile changes beyond its sizes (`config.PROFILES`): small and fast for smoke runs,
 # the paper's optimiser for the gpu profile, and the laptop scale of Barlow Twins for cpu.
@@ -107,6 +109,7 @@ class FinetuneConfig:
     unlabelled_keep: float = 0.25          # with an unlabelled pool: the share of pseudo-pairs kept (by margin)
     unlabelled_refresh: int = 2            # ... re-assigned by the current model every this many epochs
     unlabelled_assign: str = "greedy"      # ... one to one, greedily or optimally (`candidates.ASSIGNMENTS`)
+    unlabelled_loss: str = "pseudo"        # pseudo-pairs, or "mil": MIL-NCE of each left picture over its candidates
 
     def __post_init__(self) -> None:
         if not 0 <= self.unfreeze <= len(LAYERS):
@@ -141,6 +144,9 @@ class FinetuneConfig:
                              f"and {self.unlabelled_refresh}.")
         if self.unlabelled_assign not in ASSIGNMENTS:
             raise ValueError(f"Unknown unlabelled_assign {self.unlabelled_assign!r}; choose one of: {', '.join(ASSIGNMENTS)}.")
+        if self.unlabelled_loss not in UNLABELLED_LOSSES:
+            raise ValueError(f"Unknown unlabelled_loss {self.unlabelled_loss!r}; choose one of: "
+                             f"{', '.join(UNLABELLED_LOSSES)}.")
         if self.epochs < 1 or self.batch_size < 2 or self.views < 0:
             raise ValueError(f"Need epochs >= 1, batch_size >= 2 and views >= 0; got {self.epochs}, "
                              f"{self.batch_size}, {self.views}.")

@@ -49,11 +49,12 @@ def save_state(config, epoch: int, history: list, finished: bool = False, **fiel
                        "finished": finished, **fields}, state_path(config.out))
 
 
-def load_state(config, resumable: set[str] | frozenset[str] = frozenset()) -> dict:
+def load_state(config, resumable: set[str] | frozenset[str] = frozenset(), later: dict | None = None) -> dict:
     """Return the training state to resume `config` from, after checking that it can be.
 
     Raises `FileNotFoundError` when there is none, `ValueError` when it keeps only a
     finished run's summary or was trained with other settings than those in `resumable`.
+    `later` gives the value a setting added since had in states saved without it.
     """
     path = state_path(config.out)
     if not path.is_file():
@@ -65,7 +66,8 @@ def load_state(config, resumable: set[str] | frozenset[str] = frozenset()) -> di
         raise ValueError(f"resume: {path} keeps only the summary of a finished cached run "
                          "(no weights or optimiser state to continue from); train it anew.")
     now = asdict(config)
-    changed = {k: (v, now[k]) for k, v in state["config"].items()
+    saved = {**{k: v for k, v in (later or {}).items() if k not in state["config"]}, **state["config"]}
+    changed = {k: (v, now[k]) for k, v in saved.items()
                if k in now and k not in resumable and k not in _NOT_SETTINGS and v != _comparable(now[k], v)}
     if changed:
         raise ValueError(f"resume: {path} was trained with other settings "
