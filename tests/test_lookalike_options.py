@@ -157,6 +157,12 @@ def test_the_options_tool_measures_pseudo_pairs_against_the_default(tmp_path, mo
     first, last = summary["accuracy of those kept (first, last)"]
     assert 0 <= first <= 1 and 0 <= last <= 1 and summary["chance"] == 0.05
     assert (summary["assignment"], summary["keep"]) == ("greedy", 0.25)  # the settings measured
+    # MIL-NCE runs are summarised by their loss (epoch 0 is the untrained start: no MIL loss)
+    histories = [[{"epoch": 0, "seconds": 0.0}, {"epoch": 1, "mil_loss": 4.5, "seconds": 10.0},
+                  {"epoch": 2, "mil_loss": 4.0, "seconds": 12.0}],
+                 [{"epoch": 0, "seconds": 0.0}, {"epoch": 1, "mil_loss": 4.3, "seconds": 9.0}]]
+    assert script.mil_summary(histories) == {"loss": "mil", "MIL-NCE loss (first epoch, last)": (4.4, 4.15),
+                                             "epochs a run": 1.5, "seconds a run": 15.5}
 
 
 def test_rank_pairs_ranks_by_csls_with_each_direction_s_penalty():

@@ -178,6 +178,16 @@ def pseudo_label_summary(histories: list[list[dict]]) -> dict:
                                                                   for history in histories])), 1)}
 
 
+def mil_summary(histories: list[list[dict]]) -> dict:
+    """Return the MIL-NCE runs' mean loss at their first epoch and their last, their epochs and their seconds."""
+    trained = [[h for h in history if "mil_loss" in h] for history in histories]
+    mean = lambda values: round(float(np.mean(values)), 3)  # noqa: E731
+    return {"loss": "mil", "MIL-NCE loss (first epoch, last)": (mean([t[0]["mil_loss"] for t in trained]),
+                                                               mean([t[-1]["mil_loss"] for t in trained])),
+            "epochs a run": mean([len(t) for t in trained]),
+            "seconds a run": mean([sum(h.get("seconds") or 0 for h in history) for history in histories])}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="a folder of pairs (official or pairs-CSV layout)")
@@ -234,13 +244,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
     rows = table(measure(models, parts, args.k, distractors))
     if histories and config.unlabelled_loss == "mil":
-        runs = [histories[n] for n in sorted(histories)]
-        mean = lambda values: round(float(np.mean(values)), 3)  # noqa: E731
-        rows.append({"model": MIL, "unlabelled": {
-            "loss": "mil", "MIL-NCE loss (first epoch, last)": (mean([h[1]["mil_loss"] for h in runs]),
-                                                               mean([h[-1]["mil_loss"] for h in runs])),
-            "epochs a run": mean([len(h) - 1 for h in runs]),
-            "seconds a run": mean([sum(h.get("seconds") or 0 for h in history) for history in runs])}})
+        rows.append({"model": MIL, "unlabelled": mil_summary([histories[n] for n in sorted(histories)])})
     elif histories:
         summary = {"model": POOLED, "pseudo-labels": {"assignment": config.unlabelled_assign, "keep": config.unlabelled_keep,
                                                       **pseudo_label_summary([histories[n] for n in sorted(histories)])}}
