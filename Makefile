@@ -27,8 +27,12 @@ $(STAMP): pyproject.toml
 
 test: unit notebooks
 
+# The unit tests run in TEST_WORKERS processes (pytest-xdist), each with one PyTorch thread (tests/conftest.py):
+# most tests use one core, so on 2 cores this halves the time. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 unit: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # the edit-test loop: everything but the tests marked slow (training, export, several processes)
 quick: setup

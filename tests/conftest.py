@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one pytest-xdist worker a core: one PyTorch thread each (and in the processes a
+    # test starts), or two workers on 2 cores would each start two threads and slow both. Set before
+    # PyTorch is first imported; a value the user set is kept.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from ttl_utils.data.demo import make_demo_pairs
 
