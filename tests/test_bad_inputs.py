@@ -467,3 +467,35 @@ def test_two_runs_starting_at_once_on_a_stale_lock_cannot_both_take_it(tmp_path)
         run.join(60)
     assert sorted(results.get(timeout=5) for _ in runs) == ["held", "refused"]
     assert not (tmp_path / "ft.pt.lock").exists()
+
+
+def test_an_output_place_that_cannot_be_written_is_said_at_once_and_nothing_is_left(tmp_path):
+    from ttl_utils.storage import cannot_write
+
+    tmp_path = tmp_path / "out"
+    tmp_path.mkdir()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert cannot_write(blocker / "result.json") == f"{blocker} is a file, not a folder"
+    assert cannot_write(tmp_path / "new" / "deeper" / "result.json") is None  # made when written, not now
+    assert cannot_write(tmp_path) is None  # a folder to fill
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no probe, no folder left
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be made")
+def test_unwritable_json_figure_and_out_stop_before_the_work_in_one_line(tmp_path, isolated_project, capsys):
+    from ttl_utils.storage import atomic_write
+
+    data = write_official(tmp_path / "ttl")
+    capsys.readouterr()
+    for command in (["evaluate", "--data", str(data), "--json", "/proc/ttl-result.json"],
+                    ["find", str(data / "left" / "00001.jpg"), "--gallery", str(data / "right"), "--figure", "/proc/ttl-fig"],
+                    ["finetune", "--data", str(data), "--out", "/proc/ttl-ft.pt"]):
+        assert main(command) == 2
+        flag, value = command[-2:]
+        assert capsys.readouterr().err == (f"error: {flag} {value}: nothing can be written in /proc (No such file or "
+                                           "directory); choose another place.\n")
+    made = [p for p in (isolated_project / "artifacts").glob("*/*") if p.parent.name != "engine"]  # (shared exports)
+    assert made == []  # nothing embedded, split or trained first
+    with pytest.raises(OSError, match=r"^/proc/ttl-result.json: cannot be written \(No such file or directory\); nothing"):
+        atomic_write("/proc/ttl-result.json", lambda tmp: tmp.write_text("{}"))

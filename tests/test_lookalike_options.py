@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -100,8 +101,10 @@ def test_cli_find_and_evaluate_take_flip_and_a_hub_bank(tmp_path, monkeypatch, c
     assert "flip-averaged" in printed.err and "Hub correction (CSLS): 8 bank pictures" in printed.err
     assert len(json.loads(printed.out)["queries"][0]["matches"]) == 3
     assert main(argv + ["--hub-bank", str(tmp_path / "nowhere")]) == 2
-    assert capsys.readouterr().err.strip().endswith("nowhere: no such folder (give pictures of the queries' kind, e.g. "
-                                                    "data/ttl/left).")
+    assert capsys.readouterr().err.strip().endswith("nowhere: no such folder (give a folder of pictures of the queries' "
+                                                    "kind, e.g. data/ttl/left).")
+    assert main(argv + ["--hub-bank", str(data / "left" / "00001.jpg")]) == 2  # a picture, not a folder of them
+    assert "00001.jpg: a file, not a folder (give a folder" in capsys.readouterr().err
     assert main(["evaluate", "--data", str(data), "--model", "efficientnet_lite0:none", "--split", "all", "--flip",
                  "--workers", "0"]) == 0
 
@@ -163,6 +166,52 @@ def test_the_options_tool_measures_pseudo_pairs_against_the_default(tmp_path, mo
                  [{"epoch": 0, "seconds": 0.0}, {"epoch": 1, "mil_loss": 4.3, "seconds": 9.0}]]
     assert script.mil_summary(histories) == {"loss": "mil", "MIL-NCE loss (first epoch, last)": (4.4, 4.15),
                                              "epochs a run": 1.5, "seconds a run": 15.5}
+
+
+def test_joined_embeddings_are_unit_rows_whose_cosines_are_the_members_mean():
+    from ttl_utils.evaluate.ensemble import join_embeddings
+
+    generator = torch.Generator().manual_seed(0)
+    a, b, c = (torch.randn(5, d, generator=generator) * 3 for d in (4, 4, 7))  # neither unit length nor one size
+    cosine = lambda x: torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(x, dim=1).T  # noqa: E731
+    joined = join_embeddings([a, b, c])
+    assert joined.shape == (5, 15)
+    assert torch.allclose(joined.norm(dim=1), torch.ones(5))
+    assert torch.allclose(joined @ joined.T, (cosine(a) + cosine(b) + cosine(c)) / 3, atol=1e-6)
+    assert torch.allclose(join_embeddings([a]), torch.nn.functional.normalize(a, dim=1))
+    with pytest.raises(ValueError, match="different numbers of pictures: \\[4, 5\\]"):
+        join_embeddings([a, b[:4]])
+    with pytest.raises(ValueError, match="at least one"):
+        join_embeddings([])
+
+
+@pytest.mark.slow
+def test_the_options_tool_ranks_a_seed_ensemble_against_the_default(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from conftest import write_official
+
+    monkeypatch.setenv("TTL_PROFILE", "smoke")
+    data = write_official(tmp_path / "ttl", n=40, size=48)  # 2 folds: 20 to train on, 10 of them validate
+    spec = importlib.util.spec_from_file_location(
+        "lookalike_options", Path(__file__).resolve().parents[1] / "tools" / "lookalike_options.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit):
+        script.main(["--data", str(data), "--seeds", "2"])  # an ensemble of fine-tuned runs needs --finetuned
+    assert "--seeds: a number of fine-tuning seeds from 1 up, with --finetuned" in capsys.readouterr().err
+    out = tmp_path / "options.json"
+    assert script.main(["--data", str(data), "--folds", "2", "--k", "2", "--holdout", "10", "--finetuned",
+                        "--seeds", "2", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    name = script.ENSEMBLE.format(n=2)
+    ensemble = {row["setting"]: row for row in rows if row["model"] == name}
+    assert list(ensemble) == ["plain", "flip", "CSLS", "flip + CSLS"] and ensemble["plain"]["queries"] == 40
+    assert "R@1 vs default, same setting" in ensemble["CSLS"] and "R@1 vs default, same setting" not in ensemble["plain"]
+    assert len(ensemble["plain"]["R@20 vs default a fold"]) == 2
+    # two seeds a fold, seed 0 being the default's own run: 4 fine-tuned checkpoints in all, not 6
+    assert len(list((Path(os.environ["TTL_HOME"]) / "artifacts" / "finetune").glob("*.pt"))) == 4 * 2  # + states
 
 
 def test_rank_pairs_ranks_by_csls_with_each_direction_s_penalty():
@@ -301,4 +350,6 @@ def test_a_fine_tuned_checkpoint_keeps_its_training_pictures_and_corrects_hubs_w
     # ... one that holds its training pictures (their partners are in the bank) is ranked by cosine
     assert main(["find", str(data / "left" / "00002.jpg"), "--gallery", str(data), "--model", str(out),
                  "--top", "3", "--workers", "0", "--json", "-"]) == 0
-    assert "The gallery holds 16 of the model's training pictures" in capsys.readouterr().err
+    printed = capsys.readouterr().err
+    assert "The gallery holds 16 of the model's training pictures" in printed
+    assert "hub correction (CSLS)" not in printed  # not announced, then not used

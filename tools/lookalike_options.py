@@ -5,6 +5,7 @@
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --unlabelled ../shared/ttl-unlabelled
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --unlabelled DIR --unlabelled-loss mil
     python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --distractors ../shared/ttl-unlabelled
+    python tools/lookalike_options.py --data ../shared/ttl-dev --finetuned --seeds 3 --distractors ../shared/ttl-unlabelled
     python tools/lookalike_options.py --data DIR --json out/options.json
 
 The pairs are cut into `--folds` parts (`data.splits.folds`); each part is held out once: its left
@@ -14,13 +15,17 @@ in `find` could use it). With `--finetuned` the profile's chosen recipe is train
 parts (its epoch picked on their last `--holdout` pairs; cached under `artifacts/finetune/`). With
 `--unlabelled DIR` the same recipe is also trained with the pool's pseudo-pairs (`finetune --unlabelled`;
 `--unlabelled-loss mil`: with MIL-NCE over each pool left picture's candidates instead), the pool
-without near-copies of the fold's held-out and validation pictures.
+without near-copies of the fold's held-out and validation pictures. With `--seeds N` the recipe is also
+trained with seeds 0 to N-1 a fold (seed 0 is the default's run; all share its cached views) and ranked
+as an ensemble: each picture's N embeddings joined (`evaluate.ensemble.join_embeddings`), so two
+pictures' similarity is the mean of the N models' cosines.
 
 For each model and setting it prints R@1 and R@20 over every held-out query, among its fold's right
 pictures and among every right picture (the other folds' too: as many candidates as pairs, those
 the fine-tuned models trained on among them), the paired gain over
 the same model's plain setting and over the default (the fine-tuned recipe, plain) with a 95%
-bootstrap interval over the queries, the gain in each fold, and how many first places the top 1%
+bootstrap interval over the queries (for the other fine-tuned models also over the default in the same
+setting), the gain in each fold, and how many first places the top 1%
 of hubs take; with `--unlabelled`, how accurate the pseudo-labels were on the validation pairs,
 each partner hidden among 19 foils. Nothing here looks at one split's test part alone.
 
@@ -49,6 +54,7 @@ from ttl_utils.data.gallery import Gallery
 from ttl_utils.data.pool import load_pool
 from ttl_utils.data.splits import folds
 from ttl_utils.evaluate.embeddings import embed_pairs, gallery_embeddings
+from ttl_utils.evaluate.ensemble import join_embeddings
 from ttl_utils.evaluate.hubs import csls_ranks, hub_first_places, hubness
 from ttl_utils.evaluate.metrics import paired_gain, recall_at_k
 from ttl_utils.evaluate.ranking import rank_of_match
@@ -65,22 +71,33 @@ SETTINGS = ("plain", "flip", "CSLS", "flip + CSLS")
 DEFAULT = "fine-tuned (chosen recipe)"
 POOLED = "fine-tuned + pseudo-pairs"
 MIL = "fine-tuned + MIL-NCE"
+ENSEMBLE = "fine-tuned, {n} seeds joined"
 
 
-def fold_ranks(embedder, preprocessing: Preprocessing, train, held, k: int,
-               distractors: list[Path] | None = None) -> dict[str, dict]:
+def _embeddings(members: list, flip: bool, train, held, distractors: list[Path] | None) -> tuple:
+    """Return the bank (the training left pictures), the training right pictures, the held-out left and
+    right pictures and the distractors (or None), each the members' embeddings joined (`join_embeddings`)."""
+    found = []
+    for embedder, preprocessing in members:
+        chosen = replace(preprocessing, flip=flip)
+        found.append((*embed_pairs(embedder, chosen, train), *embed_pairs(embedder, chosen, held),
+                      gallery_embeddings(embedder, chosen, Gallery("distractors", [p.name for p in distractors],
+                                                                   list(distractors)))[1] if distractors else None))
+    if len(found) == 1:
+        return found[0]
+    return tuple(None if parts[0] is None else join_embeddings(parts) for parts in zip(*found))
+
+
+def fold_ranks(members: list, train, held, k: int, distractors: list[Path] | None = None) -> dict[str, dict]:
     """Return, for each setting, the held-out queries' partner ranks among the fold's right pictures
     (`ranks`), among every right picture (`ranks_all`: the other folds' too, as many candidates as
     pairs), with `distractors` among the fold's right pictures and those (`ranks_unseen`), and the
-    hubs' first places."""
+    hubs' first places. `members` is a list of `(embedder, preprocessing)`: several are an ensemble."""
     out = {}
     for flip in (False, True):
-        chosen = replace(preprocessing, flip=flip)
-        bank, bank_right = embed_pairs(embedder, chosen, train)
-        left, right = embed_pairs(embedder, chosen, held)
+        bank, bank_right, left, right, far = _embeddings(members, flip, train, held, distractors)
         everyone = torch.cat([right, bank_right])  # the partner of held-out query i is still row i
-        unseen = torch.cat([right, gallery_embeddings(embedder, chosen, Gallery(
-            "distractors", [p.name for p in distractors], list(distractors)))[1]]) if distractors else None
+        unseen = torch.cat([right, far]) if distractors else None
         partners = np.arange(len(held))
         name = "flip" if flip else "plain"
         out[name] = {"ranks": rank_of_match(left, right), "ranks_all": rank_of_match(left, everyone),
@@ -114,8 +131,7 @@ def measure(models: dict, parts: list, k: int, distractors: list[Path] | None = 
     for model_name, make in models.items():
         per_fold = []
         for number, (train, held) in enumerate(parts):
-            embedder, preprocessing = make(number, train)
-            per_fold.append(fold_ranks(embedder, preprocessing, train, held, k, distractors))
+            per_fold.append(fold_ranks(make(number, train), train, held, k, distractors))
             print(f"{model_name}: fold {number + 1} of {len(parts)} done", file=sys.stderr, flush=True)
         results[model_name] = {setting: {"folds": [fold[setting]["ranks"] for fold in per_fold],
                                          "ranks": np.concatenate([fold[setting]["ranks"] for fold in per_fold]),
@@ -146,6 +162,7 @@ def _gains(found: dict, reference: dict, name: str) -> dict:
 def table(results: dict) -> list[dict]:
     rows = []
     default = results.get(DEFAULT, {}).get("plain")
+    same = results.get(DEFAULT, {})
     for model_name, settings in results.items():
         plain = settings["plain"]
         for setting, found in settings.items():
@@ -160,6 +177,8 @@ def table(results: dict) -> list[dict]:
                 row.update(_gains(found, plain, "gain"))
             if default is not None and found is not default and model_name != "zero-shot":
                 row.update(_gains(found, default, "vs default"))
+            if model_name not in (DEFAULT, "zero-shot") and setting != "plain" and setting in same:
+                row.update(_gains(found, same[setting], "vs default, same setting"))
             rows.append(row)
     return rows
 
@@ -204,24 +223,31 @@ def main(argv: list[str]) -> int:
                         help="pseudo-pairs, or MIL-NCE over each left picture's candidates (finetune's default: pseudo)")
     parser.add_argument("--distractors", type=Path, help="a pool folder (right/) whose right pictures join each fold's "
                         "candidates, as many as make len(pairs): never trained on (see above)")
+    parser.add_argument("--seeds", type=int, default=1, help="with --finetuned, also an ensemble: the recipe trained "
+                        "with this many seeds a fold (0, 1, ...; one set of cached views), their embeddings joined")
     parser.add_argument("--json", type=Path, help="write the table here")
     args = parser.parse_args(argv)
+    if args.seeds < 1 or (args.seeds > 1 and not args.finetuned):
+        parser.error("--seeds: a number of fine-tuning seeds from 1 up, with --finetuned")
     os.environ.setdefault("TQDM_DISABLE", "1")
     profile = get_profile()
     pairs = resolve_pairs(args.data, profile)
     parts = folds(pairs, args.folds)
     torch.manual_seed(0)
     zero_shot = build_embedder(profile.backbone)
-    models = {"zero-shot": lambda number, train: (zero_shot, Preprocessing.for_size(profile.image_size))}
+    models = {"zero-shot": lambda number, train: [(zero_shot, Preprocessing.for_size(profile.image_size))]}
     histories = {}
     if args.finetuned or args.unlabelled:
         config = FinetuneConfig.for_profile(profile, unlabelled_keep=args.unlabelled_keep,
                                             unlabelled_assign=args.unlabelled_assign, unlabelled_loss=args.unlabelled_loss)
         pool = load_pool(args.unlabelled) if args.unlabelled else None
 
-        def fine_tuned(pooled: bool):
+        def fine_tuned(pooled: bool, seeds: int = 1):
             def make(number, train):
                 fit, val = inner_split(train, args.holdout)
+                if seeds > 1:  # seed 0 is the default's run; the others share its cached views (view_seed 0)
+                    runs = [cached_finetune(replace(config, seed=seed, view_seed=0), fit, val) for seed in range(seeds)]
+                    return [load_checkpoint(run.checkpoint)[:2] for run in runs]
                 chosen = None
                 if pooled:
                     held = [pair for pair in pairs.ids if pair not in set(fit.ids)]  # held out and validation
@@ -230,11 +256,12 @@ def main(argv: list[str]) -> int:
                 result = cached_finetune(config, fit, val, pool=chosen)
                 if pooled:
                     histories[number] = result.history
-                embedder, preprocessing, _ = load_checkpoint(result.checkpoint)
-                return embedder, preprocessing
+                return [load_checkpoint(result.checkpoint)[:2]]
             return make
 
         models[DEFAULT] = fine_tuned(False)
+        if args.seeds > 1:
+            models[ENSEMBLE.format(n=args.seeds)] = fine_tuned(False, args.seeds)
         if pool is not None:
             models[MIL if config.unlabelled_loss == "mil" else POOLED] = fine_tuned(True)
     distractors = pick_distractors(profile, pairs, args.distractors, len(pairs) - len(parts[0][1])) \

@@ -46,18 +46,17 @@ def _spec(text: str, flag: str) -> ModelSpec:
 
 
 def _output(path: Path | None, flag: str, example: str = "results.json") -> None:
-    """Check before any work that `flag`'s file can be written: not a folder, its folder creatable."""
+    """Check before any work that `flag`'s file can be written: not a folder, and a file can be made in
+    the nearest folder on its way (`storage.cannot_write`: permissions alone cannot tell)."""
+    from .storage import cannot_write
+
     if path is None or str(path) == "-":
         return
     if path.is_dir() or str(path).endswith(("/", "\\")):
         raise UsageError(f"{flag} {path}: that is a folder; give a file name (e.g. {path / example}).")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {path}: {parent} is a file, not a folder.")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"{flag} {path}: no permission to write in {parent}.")
+    reason = cannot_write(path)
+    if reason:
+        raise UsageError(f"{flag} {path}: {reason}.")
 
 
 def _figure_path(path: Path | None) -> Path | None:
@@ -181,10 +180,11 @@ def _evaluated_model(args: argparse.Namespace):
     return embedder, Preprocessing.for_size(args.image_size or args.profile.image_size), {}
 
 
-def _hub_bank(args: argparse.Namespace, pairs, extra: dict | None = None, name: str = "the model"):
+def _hub_bank(args: argparse.Namespace, pairs, extra: dict | None = None, name: str = "the model", announce: bool = True):
     """Return the bank `evaluate`, `compare` and `find` rank by CSLS with: `--hub-bank FOLDER` (checked
     against the evaluated pairs); else, with hub correction on (`--hub-correction`, or the profile's
-    default), the training pictures a fine-tuned checkpoint keeps (`extra`); else None."""
+    default), the training pictures a fine-tuned checkpoint keeps (`extra`); else None. Says which,
+    unless `announce` is False (the caller may yet decide not to use it)."""
     from .evaluate.hubs import TrainingBank
 
     if args.hub_bank is not None:
@@ -201,7 +201,7 @@ def _hub_bank(args: argparse.Namespace, pairs, extra: dict | None = None, name: 
         if on and bank is None and args.hub_correction:
             raise UsageError(f"--hub-correction: {name} keeps no training pictures to correct with (a backbone, or a "
                              "checkpoint fine-tuned before banks were kept): give --hub-bank FOLDER.")
-    if bank is not None:
+    if bank is not None and announce:
         print(f"{name}: {bank.describe()}")
     return bank
 
@@ -316,7 +316,8 @@ def find_command(args: argparse.Namespace) -> None:
     images = [read_image(path) for path in queries]  # every query checked before any work
     gallery = Gallery.from_folder(args.gallery, args.side)
     if args.hub_bank is not None and not args.hub_bank.is_dir():
-        raise UsageError(f"--hub-bank {args.hub_bank}: no such folder (give pictures of the queries' kind, e.g. "
+        what = "a file, not a folder" if args.hub_bank.exists() else "no such folder"
+        raise UsageError(f"--hub-bank {args.hub_bank}: {what} (give a folder of pictures of the queries' kind, e.g. "
                          "data/ttl/left).")
     embedder, preprocessing, described, extra = choose_model(args.profile, args.model, args.data)
     preprocessing = _flipped(preprocessing, args)
@@ -359,7 +360,7 @@ def _find_penalty(args: argparse.Namespace, extra: dict, gallery, vectors, embed
                                      cache=not args.no_cache)
         print(f"Hub correction (CSLS): {len(bank)} bank pictures of {args.hub_bank}, {args.hub_k} nearest")
         return hubness(vectors, bank, args.hub_k)
-    bank = _hub_bank(args, None, extra, "the model")
+    bank = _hub_bank(args, None, extra, "the model", announce=False)
     if bank is None:
         return None
     from .digests import source_digests
@@ -367,8 +368,9 @@ def _find_penalty(args: argparse.Namespace, extra: dict, gallery, vectors, embed
     held = sum(d in bank.pictures for d in source_digests(list(gallery.images), desc="Reading the gallery"))
     if held:
         print(f"The gallery holds {held} of the model's training pictures, whose partners are in its hub bank: ranking "
-              "by cosine instead (--hub-bank FOLDER gives another bank).")
+              "by cosine, without hub correction (--hub-bank FOLDER gives another bank).")
         return None
+    print(f"the model: {bank.describe()}")
     return gallery_penalty(vectors, gallery.labels, bank.left, bank.right, bank.k)
 
 

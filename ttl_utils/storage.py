@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import BusyError, DiskFullError
 
-__all__ = ["CACHE_FORMAT", "atomic_write", "exclusive", "load_torch", "read_cache", "remove_stale_temporaries",
+__all__ = ["CACHE_FORMAT", "atomic_write", "cannot_write", "exclusive", "load_torch", "read_cache", "remove_stale_temporaries",
            "save_cache", "save_json", "save_torch", "unreadable_torch"]
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,28 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     return removed
 
 
+def cannot_write(path: str | Path) -> str | None:
+    """Return why nothing can be written at `path` (a file, or a folder to be filled), or None when it can.
+
+    Tried before a run's work, so that an output place that will fail says so at once: the nearest
+    folder that exists on the way to `path` must take a new file (one is made and removed again; no
+    folder is created). Permissions alone cannot tell (root may write anywhere the disk allows).
+    """
+    path = Path(path)
+    place = path if path.is_dir() else path.parent
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    if not place.is_dir():
+        return f"{place} is a file, not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(dir=place, prefix=".ttl-probe.", suffix=".tmp")
+    except OSError as err:
+        return f"nothing can be written in {place} ({err.strerror or err}); choose another place"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it to `path`; return `path`.
 
@@ -99,7 +121,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         if err.errno in _FULL:
             raise DiskFullError(f"{path}: the disk is full (no space left on device); nothing was written. Free "
                                 "some space and run again.") from None
-        raise
+        raise OSError(f"{path}: cannot be written ({err.strerror or err}); nothing was written") from None
     os.close(fd)
     try:
         write(Path(tmp))
@@ -147,7 +169,7 @@ def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
             if err.errno in _FULL:
                 raise DiskFullError(f"{lock}: the disk is full (no space left on device); nothing was written. "
                                     "Free some space and run again.") from None
-            raise
+            raise OSError(f"{flag} {path}: cannot be written ({err.strerror or err}); nothing was written") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
