@@ -277,6 +277,9 @@ def test_fine_tuning_with_mil_nce_learns_from_the_lists_and_resumes_exactly(demo
 @pytest.mark.parametrize("rows, expected", [
     ([["00000"] + [f"{j:05d}" for j in range(19)]], "line 2: 19 candidates for 00000, expected 20."),
     ([["00000"] + [f"{j:05d}" for j in range(19)] + ["00077"]], "line 2: right/00077 is not a picture"),
+    ([[f"{i:05d}"] + [f"{j:05d}" for j in range(19)] + (["00077"] if i == 1 else []) for i in range(4)],
+     "candidates.csv: 4 wrong lines: line 2: 19 candidates for 00000, expected 20; line 3: right/00077 is not a "
+     "picture of the pool's right/ folder; line 4: 19 candidates for 00002, expected 20; and 1 more."),  # all at once
 ])
 def test_finetune_unlabelled_errors_are_one_line(rows, expected, tmp_path, capsys):
     data = write_official(tmp_path / "ttl", n=6)

@@ -90,19 +90,26 @@ def _read_candidates(path: Path, left: tuple[Path, ...], right: tuple[Path, ...]
     if not rows or rows[0][0].strip().lower() != "left":
         raise DatasetError(f"{path}: the first line should be the header left,c0,...,c{n_candidates - 1}.")
     found: dict[str, list[str]] = {}
+    problems = []  # every wrong line is named at once, not one per run
     for line, row in enumerate(rows[1:], start=2):
         query, picks = stem(row[0]), [stem(cell) for cell in row[1:] if cell.strip()]
-        if len(picks) != n_candidates:
-            raise DatasetError(f"{path}, line {line}: {len(picks)} candidates for {query}, expected {n_candidates}.")
-        if query not in left_stems:
-            raise DatasetError(f"{path}, line {line}: left/{query} is not a picture of the pool's left/ folder.")
         missing = [pick for pick in picks if pick not in right_stems]
-        if missing:
-            raise DatasetError(f"{path}, line {line}: right/{missing[0]} is not a picture of the pool's right/ folder"
-                               + (f" (nor {len(missing) - 1} more of this line)." if len(missing) > 1 else "."))
-        if len(set(picks)) != len(picks) or query in found:
-            raise DatasetError(f"{path}, line {line}: {query} lists a candidate twice or has two lines.")
-        found[query] = picks
+        if len(picks) != n_candidates:
+            problems.append(f"line {line}: {len(picks)} candidates for {query}, expected {n_candidates}")
+        elif query not in left_stems:
+            problems.append(f"line {line}: left/{query} is not a picture of the pool's left/ folder")
+        elif missing:
+            problems.append(f"line {line}: right/{missing[0]} is not a picture of the pool's right/ folder"
+                            + (f" (nor {len(missing) - 1} more of this line)" if len(missing) > 1 else ""))
+        elif len(set(picks)) != len(picks) or query in found:
+            problems.append(f"line {line}: {query} lists a candidate twice or has two lines")
+        else:
+            found[query] = picks
+    if len(problems) == 1:
+        raise DatasetError(f"{path}, {problems[0]}.")
+    if problems:
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DatasetError(f"{path}: {len(problems)} wrong lines: {'; '.join(problems[:3])}{more}.")
     if len(found) != len(left_stems):
         absent = sorted(left_stems - set(found))
         raise DatasetError(f"{path}: {len(absent)} left picture(s) have no line, e.g. {absent[0]}; give every left "
