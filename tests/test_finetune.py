@@ -266,3 +266,15 @@ def test_a_trunk_cache_too_large_for_the_machine_is_refused_with_advice(demo, mo
     assert "Frozen trunk, left images: 180 x 112 x 2 x 2 float16 values" in caplog.text
     monkeypatch.undo()
     assert module.physical_memory() is None or module.physical_memory() > 2**28
+
+
+@pytest.mark.parametrize("n_labelled, n_pseudo, batch_size", [(10, 0, 4), (3, 0, 4), (8, 5, 4), (64, 0, 64)])
+def test_the_epoch_bar_s_total_is_the_number_of_batches_an_epoch_yields(n_labelled, n_pseudo, batch_size):
+    from ttl_utils.train.finetune import _cached_batches, batches_per_epoch
+
+    config = replace(FinetuneConfig.for_profile(get_profile("smoke")), batch_size=batch_size)
+    inputs = {side: torch.zeros(n_labelled, 2, 3) for side in ("left", "right")}  # pairs x views x features
+    pool = {side: torch.zeros(6, 2, 3) for side in ("left", "right")}
+    pseudo = (pool, torch.arange(n_pseudo) % 6, torch.arange(n_pseudo) % 6) if n_pseudo else None
+    yielded = sum(1 for _ in _cached_batches(inputs, config, epoch=0, pseudo=pseudo))
+    assert batches_per_epoch(n_labelled + n_pseudo, batch_size) == yielded == max(1, (n_labelled + n_pseudo) // batch_size)

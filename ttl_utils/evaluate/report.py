@@ -142,7 +142,8 @@ def format_report(report: dict) -> str:
     title = (f"{report['dataset']}: {report['n_queries']} queries among {report['n_candidates']} candidates; "
              f"{model['backbone']} ({model['weights'] or 'none'}) {'+'.join(model['layers'])}"
              + (f" + {model['grid']}x{model['grid']} grid" if model.get("grid") else "")
-             + f", {report['preprocessing']['crop']} px; 95% bootstrap CIs")
+             + f", {report['preprocessing']['crop']} px"
+             + (", flip-averaged" if report["preprocessing"].get("flip") else "") + "; 95% bootstrap CIs")
     rows = [("N", str(report["n_queries"]), str(back["n_queries"]))]
     for k in RECALL_KS:
         rows.append((f"R@{k}", _cell(report["recall"][str(k)], report["recall_ci"][str(k)]),

@@ -177,6 +177,12 @@ def _cached_batches(inputs: dict[str, torch.Tensor], config: FinetuneConfig, epo
                torch.cat([inputs["right"][idx[own], view_r[own]], pool["right"][right_ids[picked], view_r[extra]]]).float())
 
 
+def batches_per_epoch(n_pairs: int, batch_size: int) -> int:
+    """How many batches an epoch of `n_pairs` (pseudo-pairs included) has: whole batches only, or one
+    smaller batch when there are fewer pairs than a batch (`_cached_batches`, `_online_batches`)."""
+    return max(1, n_pairs // batch_size)
+
+
 class _PairViews(Dataset):
     """Pair `i` as two freshly augmented images, seeded by (seed, epoch, i)."""
 
@@ -268,7 +274,9 @@ def _train_epoch(run: _Run, config: FinetuneConfig, train: PairSet, epoch: int) 
         else _online_batches(run.embedder, train, config, epoch, run.device)
     mil = _mil_batches(run, config, epoch) if run.pool_bank is not None else None
     losses, mil_losses = [], []
-    for left, right in progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False):
+    total = batches_per_epoch(len(train) + (len(run.pseudo[0]) if run.pseudo is not None else 0), config.batch_size)
+    for left, right in progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
+                                total=total):
         loss = _loss(top_forward(run.embedder, left.to(run.device), config),
                      top_forward(run.embedder, right.to(run.device), config), config)
         if mil is not None:  # a batch of the pool's left pictures beside each labelled batch
