@@ -72,3 +72,14 @@ def test_split_table_counts_the_pairs_of_each_subset_in_each_split():
     assert table.dtypes.tolist() == [int, int, int]
     with pytest.raises(ValueError, match="Subset 'other' holds 2 pairs that are in no split"):
         split_table(split, {"other": make_demo_pairs(22, 16).subset([19, 20, 21])})
+
+
+def test_a_saved_split_is_announced_once_a_process_however_often_it_is_read(tmp_path, caplog):
+    import logging
+
+    pairs = make_demo_pairs(20, 16, seed=1)
+    first = split_pairs(pairs, save_dir=tmp_path)  # drawn and saved: nothing to announce
+    with caplog.at_level(logging.INFO, logger="ttl_utils"):
+        again = [split_pairs(pairs, save_dir=tmp_path) for _ in range(3)]
+    assert caplog.text.count("Using the saved split") == 1
+    assert all(split["test"].ids == first["test"].ids for split in again)

@@ -80,7 +80,7 @@ def _positive(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number.") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: give at least 1 (leave the flag out for the profile's default).")
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1 (leave the flag out for its default).")
     return value
 
 

@@ -71,6 +71,9 @@ def load_split(path: str | Path, pairs: PairSet) -> dict[str, PairSet]:
     return {name: pairs.subset(pairs.index_of(ids[name]), name=f"{pairs.name}/{name}") for name in SPLIT_NAMES}
 
 
+_ANNOUNCED: set[Path] = set()  # the saved splits this process has said it uses
+
+
 def split_pairs(pairs: PairSet, val: float = 0.1, test: float = 0.2, seed: int = 0,
                 save: bool = True, save_dir: str | Path | None = None) -> dict[str, PairSet]:
     """Return `{"train", "val", "test"}` subsets of `pairs`, drawn at random with `seed`.
@@ -80,7 +83,9 @@ def split_pairs(pairs: PairSet, val: float = 0.1, test: float = 0.2, seed: int =
     """
     path = split_path(pairs, val, test, seed, save_dir) if save else None
     if path is not None and path.is_file():
-        log.info("Using the saved split %s", path)
+        if path not in _ANNOUNCED:  # once a process: a run may read its split several times
+            log.info("Using the saved split %s", path)
+            _ANNOUNCED.add(path)
         return load_split(path, pairs)
     ids = _assign(pairs, val, test, seed)
     if path is not None:
