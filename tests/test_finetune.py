@@ -278,3 +278,14 @@ def test_the_epoch_bar_s_total_is_the_number_of_batches_an_epoch_yields(n_labell
     pseudo = (pool, torch.arange(n_pseudo) % 6, torch.arange(n_pseudo) % 6) if n_pseudo else None
     yielded = sum(1 for _ in _cached_batches(inputs, config, epoch=0, pseudo=pseudo))
     assert batches_per_epoch(n_labelled + n_pseudo, batch_size) == yielded == max(1, (n_labelled + n_pseudo) // batch_size)
+
+
+def test_finetune_says_when_it_keeps_the_untrained_starting_point():
+    from ttl_utils.commands import best_epoch_report
+
+    kept = best_epoch_report(0, {"epoch": 0, "val_r5": 0.25, "val_mrr": 0.1}, 3)
+    assert kept.splitlines()[0] == "Best epoch 0: val_r5 0.250, val_mrr 0.100"
+    assert "none of the 3 training epochs beat the starting point" in kept.splitlines()[1]
+    assert "--split all" in kept
+    assert "\n" not in best_epoch_report(0, {"epoch": 0}, 0)  # nothing trained yet: nothing to explain
+    assert "\n" not in best_epoch_report(1, {"val_r5": 0.3}, 3)

@@ -177,8 +177,13 @@ def test_faithfulness_metrics_return_numbers(pair):
     with torch.no_grad():
         e_b = model(x_b)
     saliency_map, _ = attribute(model, x_a, e_b, "saliency", PRE)
-    assert infidelity_score(model, x_a, e_b, saliency_map) >= 0
-    assert sensitivity_score(model, x_a, e_b, "saliency", PRE, n_perturb=2) >= 0
+    infidelity = infidelity_score(model, x_a, e_b, saliency_map)
+    sensitivity = sensitivity_score(model, x_a, e_b, "saliency", PRE, n_perturb=2)
+    assert infidelity >= 0 and sensitivity > 0
+    torch.rand(3)  # whatever the caller's random state, the perturbations are drawn with the seed
+    assert infidelity_score(model, x_a, e_b, saliency_map) == infidelity
+    assert sensitivity_score(model, x_a, e_b, "saliency", PRE, n_perturb=2) == sensitivity
+    assert sensitivity_score(model, x_a, e_b, "saliency", PRE, n_perturb=2, seed=1) != sensitivity
 
 
 def test_randomised_copy_changes_only_the_top_stage():
@@ -230,4 +235,28 @@ def test_overlay_says_when_a_magnitude_map_is_empty_and_draws_the_image_alone_fo
     overlay(axes[2], image, torch.rand(8, 8), signed=False)
     assert [t.get_text() for t in axes[0].texts] == ["nothing here\nraises the similarity"]
     assert [len(ax.images) for ax in axes] == [1, 1, 2] and not axes[2].texts
+    plt.close(fig)
+
+
+def test_smooth_map_pools_speckle_into_regions_and_keeps_their_signs():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ttl_utils.present.pictures import photo_row, smooth_map
+
+    rng = np.random.default_rng(0)
+    blobs = np.zeros((64, 64))
+    blobs[8:24, 8:24], blobs[40:56, 40:56] = 1.0, -1.0  # a region that raises the similarity, one that lowers it
+    speckled = blobs + rng.normal(scale=3.0, size=blobs.shape)  # pixel noise three times the regions' size
+    smoothed = smooth_map(torch.as_tensor(speckled), 4.0)
+    assert smoothed.shape == (64, 64) and smoothed.sum() == pytest.approx(speckled.sum(), rel=1e-6)
+    assert smoothed[16, 16] > 0 > smoothed[48, 48]
+    assert np.abs(smoothed - blobs).mean() < 0.5 * np.abs(speckled - blobs).mean()
+    assert np.array_equal(smooth_map(speckled, 0), speckled)
+    with pytest.raises(ValueError, match="sigma must be 0 or more, got -1"):
+        smooth_map(speckled, -1)
+    fig = photo_row([np.zeros((64, 64, 3))] * 2, maps=[speckled, None], smooth=4.0)
+    drawn = fig.axes[0].images[1].get_array()
+    assert np.allclose(drawn, smoothed) and len(fig.axes[1].images) == 1
     plt.close(fig)

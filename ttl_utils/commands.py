@@ -499,10 +499,25 @@ def finetune_command(args: argparse.Namespace) -> None:
     if bank is not None:
         print(f"The checkpoint keeps {len(bank['left'])} training pairs' embeddings for hub correction "
               "(evaluate, compare and find --hub-correction)")
-    metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.best.items() if k.startswith("val_"))
-    print(f"Best epoch {result.best_epoch}" + (f": {metrics}" if metrics else ""))
+    print(best_epoch_report(result.best_epoch, result.best, len(result.history) - 1))
     print(f"Wrote {result.checkpoint} (training state: {result.checkpoint}.state.pt)")
     print(f"Evaluate it: python -m ttl_utils evaluate --model {result.checkpoint} --data DIR --split test")
+
+
+def best_epoch_report(best_epoch: int, best: dict, trained: int) -> str:
+    """Return what `finetune` says of the epoch it kept: its validation metrics, and when that is
+    epoch 0 after `trained` epochs, that the checkpoint is the untrained starting point and why.
+
+    >>> best_epoch_report(2, {"val_r5": 0.5, "train_loss": 1.0}, 3)
+    'Best epoch 2: val_r5 0.500'
+    """
+    metrics = ", ".join(f"{k} {v:.3f}" for k, v in best.items() if k.startswith("val_"))
+    line = f"Best epoch {best_epoch}" + (f": {metrics}" if metrics else "")
+    if best_epoch == 0 and trained > 0:
+        line += (f"\nNote: none of the {trained} training epochs beat the starting point on the validation pairs, "
+                 "so the checkpoint is the model before training. More pairs or --epochs may help; "
+                 "--split all trains on every pair and keeps the last epoch.")
+    return line
 
 
 def _folder_size(folder: Path) -> int:

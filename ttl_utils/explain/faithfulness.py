@@ -30,6 +30,7 @@ from .saliency import (
     gradcam,
     joint_similarity,
     make_baseline,
+    seeded,
     similarity_given,
 )
 
@@ -70,9 +71,9 @@ def deletion_insertion(embedder: Embedder, x: torch.Tensor, e_other: torch.Tenso
 
 
 def infidelity_score(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor, saliency_map: torch.Tensor,
-                     n_perturb: int = 8, noise: float = 0.1) -> float:
+                     n_perturb: int = 8, noise: float = 0.1, seed: int = 0) -> float:
     """Return Captum's infidelity of a map (lower is better): how badly it predicts the change of
-    the similarity under small Gaussian perturbations of the input."""
+    the similarity under small Gaussian perturbations of the input, drawn with `seed`."""
     from captum.metrics import infidelity
 
     def perturb(inputs):
@@ -80,7 +81,7 @@ def infidelity_score(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor,
         return noise_, inputs - noise_
 
     attributions = saliency_map.view(1, 1, *saliency_map.shape).expand_as(x) / x.shape[1]
-    with torch.no_grad():
+    with torch.no_grad(), seeded(seed):
         # normalize: rescale the map first, so methods on different scales compare
         score = infidelity(similarity_given(embedder), perturb, x, attributions,
                            additional_forward_args=(e_other,), n_perturb_samples=n_perturb, normalize=True)
@@ -88,9 +89,10 @@ def infidelity_score(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor,
 
 
 def sensitivity_score(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor, method: str,
-                      preprocessing: Preprocessing, n_perturb: int = 4, radius: float = 0.02, **kwargs) -> float:
+                      preprocessing: Preprocessing, n_perturb: int = 4, radius: float = 0.02, seed: int = 0,
+                      **kwargs) -> float:
     """Return Captum's max-sensitivity of a method (lower is better): the largest change of its map
-    under input perturbations of `radius`."""
+    under input perturbations of `radius`, drawn with `seed` (so a rerun gives the same score)."""
     from captum.metrics import sensitivity_max
 
     def explanation(inputs, e_b):
@@ -100,8 +102,9 @@ def sensitivity_score(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor
                 for i in range(len(inputs))]
         return torch.stack(maps).unsqueeze(1)
 
-    score = sensitivity_max(explanation, x, perturb_radius=radius, n_perturb_samples=n_perturb,
-                            e_b=e_other)
+    with seeded(seed):
+        score = sensitivity_max(explanation, x, perturb_radius=radius, n_perturb_samples=n_perturb,
+                                e_b=e_other)
     return float(score.item())
 
 
@@ -165,7 +168,8 @@ def faithfulness_table(embedder: Embedder, pairs, indices: Sequence[int], prepro
                                         baseline=baseline, ig_steps=ig_steps)]
 
     return cached("faithfulness", compute, model=model_fingerprint(embedder), data=data,
-                  pairs=[pairs.ids[i] for i in indices], size=preprocessing.crop, baseline=baseline, ig_steps=ig_steps)
+                  pairs=[pairs.ids[i] for i in indices], size=preprocessing.crop, baseline=baseline, ig_steps=ig_steps,
+                  perturbations="seeded")  # rows cached before the perturbations were seeded are not reused
 
 
 def baseline_table(embedder: Embedder, x_a: torch.Tensor, x_b: torch.Tensor, preprocessing: Preprocessing,

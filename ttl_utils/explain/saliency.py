@@ -112,7 +112,7 @@ def gradcam(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor, layer: s
 
 
 @contextmanager
-def _seeded(seed: int):
+def seeded(seed: int):
     """Seed torch and numpy (Captum samples noise and baselines with both) without touching the caller's state."""
     state = np.random.get_state()
     with torch.random.fork_rng():
@@ -133,7 +133,7 @@ def attribute(embedder: Embedder, x: torch.Tensor, e_other: torch.Tensor, method
     same map. A baseline whose embedding is (nearly) the zero vector makes cosine
     similarity degenerate: a warning says so and the delta shows it.
     """
-    with _seeded(seed):
+    with seeded(seed):
         return _attribute(embedder, x, e_other, method, preprocessing, baseline, ig_steps, samples)
 
 

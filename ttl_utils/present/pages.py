@@ -200,7 +200,7 @@ def _saliency(folder: Path, steps: dict) -> Page | None:
     def draw(fig: plt.Figure, rect: Rect) -> None:
         if shown is not None:
             _show(fig, inside(rect, 0.0, 0.16, 0.5, 0.78), shown, anchor="W")
-            _note(fig, rect, 0.0, 0.02, f"red: raises the similarity;\nblue: lowers it ({method})", 16, color="0.3")
+            _note(fig, rect, 0.0, 0.02, f"red: raises the similarity; blue: lowers it\n({method})", 16, color="0.3")
         if cues:
             ax = fig.add_axes(inside(rect, 0.7, 0.32, 0.29, 0.58))
             _note(fig, rect, 0.55, 0.02, "margin: the partner's similarity minus\nthe other candidates' mean", 16,

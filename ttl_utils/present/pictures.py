@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..data.pairs import PairSet
 
 __all__ = ["SIGNED_METHODS", "cue_plot", "disagreement_grid", "lookalike_grid", "near_duplicate_grid", "overlay",
-           "pair_grid", "photo_row", "plot_pair_maps", "rank_change_grid", "view_grid"]
+           "pair_grid", "photo_row", "plot_pair_maps", "rank_change_grid", "smooth_map", "view_grid"]
 
 SIGNED_METHODS = ("integrated_gradients", "gradient_shap", "occlusion", "decomposition")
 
@@ -161,11 +161,33 @@ def overlay(ax, image: np.ndarray, saliency_map: np.ndarray | None, signed: bool
         ax.imshow(np.clip(values / limit, 0, 1), cmap="inferno", alpha=0.6, extent=extent, interpolation="bilinear")
 
 
+def smooth_map(saliency_map: np.ndarray, sigma: float) -> np.ndarray:
+    """Return `saliency_map` blurred by a Gaussian of `sigma` pixels (its sum and signs kept on the whole):
+    a pixel-level attribution such as integrated gradients is speckle at a projector's size, and its
+    regions read only once neighbouring pixels are pooled. `sigma` 0 returns the map unchanged.
+
+    >>> impulse = np.zeros((9, 9)); impulse[4, 4] = 1.0
+    >>> spread = smooth_map(impulse, 1.0)
+    >>> round(float(spread.sum()), 6), bool(spread[4, 4] < 1.0), bool(spread[4, 5] > 0.0)
+    (1.0, True, True)
+    """
+    if sigma < 0:
+        raise ValueError(f"sigma must be 0 or more, got {sigma}")
+    values = np.asarray(saliency_map, dtype=float)
+    if sigma == 0:
+        return values
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(values, sigma, mode="reflect")
+
+
 def photo_row(pictures: Sequence[np.ndarray], maps: Sequence[np.ndarray | None] | None = None,
-              framed: Sequence[int] = (), signed: bool = True, gap: Sequence[int] = ()) -> plt.Figure:
+              framed: Sequence[int] = (), signed: bool = True, gap: Sequence[int] = (),
+              smooth: float = 0.0) -> plt.Figure:
     """Return `pictures` side by side with no text at all (the page they go on says what they are): each
     with its saliency map from `maps` over it (`overlay`; None: the bare picture), the ones at `framed`
     in a green frame (a true partner), and a wider space before each index in `gap` (between pairs).
+    `smooth`: each map blurred by a Gaussian of that many pixels first (`smooth_map`), for a projector.
 
     >>> photo_row([np.zeros((8, 6, 3)), np.ones((8, 6, 3))], framed=[1]).axes[1].patches[0].get_edgecolor()[:3]
     (0.0, 0.6, 0.0)
@@ -185,7 +207,7 @@ def photo_row(pictures: Sequence[np.ndarray], maps: Sequence[np.ndarray | None] 
             column += 1
         ax = fig.add_subplot(grid[0, column])
         column += 1
-        overlay(ax, np.asarray(picture), saliency_map, signed)
+        overlay(ax, np.asarray(picture), None if saliency_map is None else smooth_map(saliency_map, smooth), signed)
         for note in list(ax.texts):  # no text at all: a page shows the picture smaller than its notes can be read
             note.remove()
         if k in framed:
