@@ -38,9 +38,13 @@ unit: setup
 quick: setup
 	$(PY) -m pytest -m "not slow"
 
+# nbval in NOTEBOOK_WORKERS processes (tools/nbval_groups.py): the notebooks that share trained runs in one,
+# in order, the others in the second. NOTEBOOK_WORKERS=1 runs them all in order in one process.
+NOTEBOOK_WORKERS ?= 2
+
 notebooks: setup
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
-		TTL_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest --nbval --nbval-current-env -p no:python notebooks/ && \
+		TTL_PROFILE=smoke TQDM_DISABLE=1 $(PY) tools/nbval_groups.py --workers $(NOTEBOOK_WORKERS) notebooks && \
 		$(PY) -m ttl_utils.present.slides --figures artifacts/figures-smoke; \
 	else echo "No notebooks yet: nothing for nbval to run."; fi
 

@@ -75,19 +75,20 @@ def test_plots_draw_one_line_per_model():
     plt.close("all")
 
 
-def _run_notebooks_tool():
+def _tool(name: str = "run_notebooks"):
+    """Return the module of `tools/<name>.py` (the tools are scripts, not a package)."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "tools" / "run_notebooks.py"
-    spec = importlib.util.spec_from_file_location("run_notebooks", path)
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_demo_runs_never_write_over_the_real_outputs(monkeypatch, isolated_project, tmp_path):
-    tool = _run_notebooks_tool()
+    tool = _tool()
     monkeypatch.setenv("TTL_PROFILE", "cpu")
     notebooks, figures, data = tool.output_folders()  # no real pairs here: the demo data
     artifacts = isolated_project.resolve() / "artifacts"
@@ -215,7 +216,7 @@ def test_executed_notebooks_are_written_light(monkeypatch, isolated_project):
     import nbformat
     from PIL import Image
 
-    tool = _run_notebooks_tool()
+    tool = _tool()
     wide = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 2000, 3), dtype=np.uint8)).save(wide, "PNG")
     cell = nbformat.v4.new_code_cell("plt.show()", metadata={"execution": {"iopub.execute_input": "2026-12-02T10:00"}})
@@ -224,3 +225,31 @@ def test_executed_notebooks_are_written_light(monkeypatch, isolated_project):
     assert "execution" not in light.cells[0].metadata
     with Image.open(io.BytesIO(base64.b64decode(light.cells[0].outputs[0].data["image/png"]))) as image:
         assert image.width == tool.NOTEBOOK_PICTURE_WIDTH and image.height == 150
+
+
+def test_nbval_groups_keep_the_notebooks_that_share_trained_runs_in_one_process():
+    from pathlib import Path
+
+    tool = _tool("nbval_groups")
+    notebooks = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.ipynb"))
+    groups = tool.notebook_groups(notebooks)
+    assert [[notebook.name[:2] for notebook in group] for group in groups] == [["01", "02", "03"],
+                                                                                ["04", "05", "06", "07"]]
+    assert tool.notebook_groups(notebooks, workers=1) == [notebooks]
+
+
+@pytest.mark.slow
+def test_nbval_groups_run_at_once_and_a_failing_notebook_fails_the_run(tmp_path, capsys):
+    import nbformat
+
+    tool = _tool("nbval_groups")
+    cells = {"01_alone.ipynb": ["import os\nassert os.environ['OMP_NUM_THREADS'] == '1'"],
+             "02_trains.ipynb": ["def finetuned():\n    raise RuntimeError('training failed')", "finetuned()"]}
+    for name, sources in cells.items():
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), tmp_path / name)
+    assert tool.main([str(tmp_path), "--", "-W", "ignore"]) == 1
+    out = capsys.readouterr().out
+    assert "== notebooks 01: exit 0" in out and "== notebooks 02: exit 1" in out
+    assert "1 passed" in out and "training failed" in out
+    assert tool.main([str(tmp_path / "01_alone.ipynb").rsplit("/", 1)[0] + "/none"]) == 2
+    assert "no numbered notebooks" in capsys.readouterr().err

@@ -23,8 +23,8 @@ from typing import Any
 
 from .errors import BusyError, DiskFullError
 
-__all__ = ["CACHE_FORMAT", "atomic_write", "cannot_write", "exclusive", "load_torch", "read_cache", "remove_stale_temporaries",
-           "save_cache", "save_json", "save_torch", "unreadable_torch"]
+__all__ = ["CACHE_FORMAT", "atomic_write", "cannot_write", "exclusive", "folder_lock", "load_torch", "read_cache",
+           "remove_stale_temporaries", "save_cache", "save_json", "save_torch", "unreadable_torch"]
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,23 @@ def exclusive(path: str | Path, flag: str = "--out") -> Iterator[Path]:
         yield path
     finally:
         lock.unlink(missing_ok=True)  # removed while still held: a run that opened it meanwhile tries again
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextmanager
+def folder_lock(folder: str | Path) -> Iterator[Path]:
+    """Hold the operating system's lock (`flock`) on `folder` itself while a file in it is read, changed
+    and written again: a second process waits for the first, so two notebooks recording at once both
+    keep their entry. Nothing is left in the folder (the lock is on the folder), and it ends with its
+    process."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield folder
+    finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import Figures
 from ..evaluate.report import interval
-from ..storage import save_json
+from ..storage import folder_lock, save_json
 
 __all__ = ["RESULTS_FILE", "SERIES_FILE", "conclusion", "read_results", "read_series", "record"]
 
@@ -62,17 +62,19 @@ def record(figures: Figures, step: str, title: str, finding: str, figure: str | 
     wrote there) and `numbers` (plain values), and return the sentence. The file also records
     which data and profile the figures show (`figures.stamp`). `series` (arrays: ranks, curves, a
     loss history) go to `<figures.folder>/results-series.json`, for the slides to draw. The writes
-    are atomic: a reader never sees half a file."""
-    results = read_results(figures.folder)
-    results["data"] = figures.stamp or results.get("data")
-    results["steps"][str(step)] = {"title": title, "finding": finding, "figure": figure,
-                                   "numbers": {key: _plain(value) for key, value in numbers.items()}}
-    results["steps"] = dict(sorted(results["steps"].items()))
-    save_json(results, Path(figures.folder) / RESULTS_FILE)
-    if series is not None:
-        saved = read_series(figures.folder)
-        saved[str(step)] = {key: _plain(value) for key, value in series.items()}
-        save_json(dict(sorted(saved.items())), Path(figures.folder) / SERIES_FILE)
+    are atomic (a reader never sees half a file), and two notebooks recording at once take turns
+    (`folder_lock`), so neither entry is lost."""
+    with folder_lock(figures.folder):
+        results = read_results(figures.folder)
+        results["data"] = figures.stamp or results.get("data")
+        results["steps"][str(step)] = {"title": title, "finding": finding, "figure": figure,
+                                       "numbers": {key: _plain(value) for key, value in numbers.items()}}
+        results["steps"] = dict(sorted(results["steps"].items()))
+        save_json(results, Path(figures.folder) / RESULTS_FILE)
+        if series is not None:
+            saved = read_series(figures.folder)
+            saved[str(step)] = {key: _plain(value) for key, value in series.items()}
+            save_json(dict(sorted(saved.items())), Path(figures.folder) / SERIES_FILE)
     return finding
 
 
