@@ -38,7 +38,7 @@ unit: setup
 quick: setup
 	$(PY) -m pytest -m "not slow"
 
-# nbval in NOTEBOOK_WORKERS processes (tools/nbval_groups.py): the notebooks that share trained runs in one,
+# nbval in two processes (tools/nbval_groups.py): the notebooks that share trained runs or results in one,
 # in order, the others in the second. NOTEBOOK_WORKERS=1 runs them all in order in one process.
 NOTEBOOK_WORKERS ?= 2
 

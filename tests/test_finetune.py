@@ -286,6 +286,6 @@ def test_finetune_says_when_it_keeps_the_untrained_starting_point():
     kept = best_epoch_report(0, {"epoch": 0, "val_r5": 0.25, "val_mrr": 0.1}, 3)
     assert kept.splitlines()[0] == "Best epoch 0: val_r5 0.250, val_mrr 0.100"
     assert "none of the 3 training epochs beat the starting point" in kept.splitlines()[1]
-    assert "--split all" in kept
+    assert "--split all trains on every pair and keeps the last epoch (then evaluate it on another dataset)" in kept
     assert "\n" not in best_epoch_report(0, {"epoch": 0}, 0)  # nothing trained yet: nothing to explain
     assert "\n" not in best_epoch_report(1, {"val_r5": 0.3}, 3)

@@ -43,11 +43,12 @@ def _record_steps(folder: str, first: int, count: int, start) -> None:
     from ttl_utils.config import Figures
     from ttl_utils.present.findings import record
 
-    start.wait(60)  # both processes record at the same time
+    start.wait(60)  # both processes, imports done, record at the same time
     for step in range(first, first + count):
         record(Figures(folder), f"{step:03d}", "a title", f"finding {step}", series={"ranks": [step]})
 
 
+@pytest.mark.slow
 def test_two_processes_recording_findings_at_once_keep_every_entry(tmp_path):
     import multiprocessing
 
@@ -55,11 +56,10 @@ def test_two_processes_recording_findings_at_once_keep_every_entry(tmp_path):
     from ttl_utils.storage import folder_lock
 
     context = multiprocessing.get_context("spawn")
-    folder, start = tmp_path / "figures", context.Event()
+    folder, start = tmp_path / "figures", context.Barrier(2)
     workers = [context.Process(target=_record_steps, args=(str(folder), first, 60, start)) for first in (0, 100)]
     for worker in workers:
         worker.start()
-    start.set()
     for worker in workers:
         worker.join(timeout=120)
     assert [worker.exitcode for worker in workers] == [0, 0]

@@ -1,11 +1,12 @@
-"""Check the notebooks with nbval in two processes at once (`make notebooks`), about a third faster on 2 cores.
+"""Check the notebooks with nbval in two processes at once (`make notebooks`): about a quarter less time on 2 cores.
 
 A notebook's cells must run in order in one kernel, and two notebooks must not train the same cached
 run at once: the second is refused (`train.state.cached_training`). So the notebooks that train or
-load such runs (they call one of `TRAINED_RUNS`) go to one process, in order, and the others to a
-second one. Each process's kernels use one PyTorch thread (`OMP_NUM_THREADS=1`), so the two do not
-fight over the cores. Each group's output is printed when it ends; the exit status is non-zero
-when any group failed.
+load such runs, or compute a result another of them reads (they call one of `SHARED_RESULTS`:
+notebook 06 ranks 02's learned distance and quotes its finding), go to one process, in order, and
+the others to a second one. Each process's kernels use one PyTorch thread (`OMP_NUM_THREADS=1`), so
+the two do not fight over the cores. Each group's output is printed as soon as it ends; the exit
+status is non-zero when any group failed (or was killed).
 
     python tools/nbval_groups.py                     # notebooks/, two processes
     python tools/nbval_groups.py --workers 1         # one process, all notebooks in order
@@ -24,13 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-TRAINED_RUNS = ("finetuned", "cached_finetune", "barlow_twins", "seed_runs", "pseudo_labelled")
-_CALLS = re.compile(r"\b(" + "|".join(TRAINED_RUNS) + r")\(")
+SHARED_RESULTS = ("finetuned", "cached_finetune", "barlow_twins", "barlow_twins_scale", "cached_pretrain",
+                  "seed_runs", "pseudo_labelled", "study_resnet50", "study_scope", "learned_distance")
+_CALLS = re.compile(r"\b(" + "|".join(SHARED_RESULTS) + r")\(")
 NBVAL = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env", "-p", "no:python"]
 
 
 def trains_shared_runs(notebook: Path) -> bool:
-    """Return whether a code cell of `notebook` calls one of `TRAINED_RUNS` (a cached, locked training run)."""
+    """Return whether a code cell of `notebook` calls one of `SHARED_RESULTS` (a cached run or result that
+    another notebook trains, computes or reads)."""
     cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     return any(_CALLS.search("".join(cell["source"])) for cell in cells if cell["cell_type"] == "code")
 
@@ -44,9 +47,20 @@ def notebook_groups(notebooks: list[Path], workers: int = 2) -> list[list[Path]]
     return [notebooks] if workers <= 1 or not shared or not alone else [alone, shared]
 
 
+def exit_status(codes: list[int]) -> int:
+    """Return the run's exit status from its groups': 0 when all passed, else the first failure's, and 1
+    for a group killed by a signal (a negative code).
+
+    >>> exit_status([0, 0]), exit_status([0, 1]), exit_status([-9, 0]), exit_status([2, 1])
+    (0, 1, 1, 2)
+    """
+    failed = [code for code in codes if code != 0]
+    return 0 if not failed else (failed[0] if failed[0] > 0 else 1)
+
+
 def run_groups(groups: list[list[Path]], pytest_args: list[str]) -> int:
-    """Run nbval on each group in its own process, all at once; print each output as it ends; return
-    the largest exit status."""
+    """Run nbval on each group in its own process, all at once; print each group's output as soon as
+    it ends; return `exit_status` of them all."""
     env = dict(os.environ, **({"OMP_NUM_THREADS": "1"} if len(groups) > 1 else {}))
     started = time.perf_counter()
     running = []
@@ -54,16 +68,20 @@ def run_groups(groups: list[list[Path]], pytest_args: list[str]) -> int:
         log = tempfile.TemporaryFile(mode="w+")
         running.append((group, log, subprocess.Popen([sys.executable, *NBVAL, *map(str, group), *pytest_args],
                                                      env=env, stdout=log, stderr=subprocess.STDOUT, text=True)))
-    status = 0
-    for group, log, process in running:
-        process.wait()
-        names = ", ".join(notebook.name[:2] for notebook in group)
-        print(f"== notebooks {names}: exit {process.returncode}, {time.perf_counter() - started:.0f} s", flush=True)
-        log.seek(0)
-        print(log.read(), end="", flush=True)
-        log.close()
-        status = max(status, process.returncode)
-    return status
+    codes = []
+    while running:
+        for entry in [entry for entry in running if entry[2].poll() is not None]:
+            group, log, process = entry
+            names = ", ".join(notebook.name[:2] for notebook in group)
+            print(f"== notebooks {names}: exit {process.returncode}, {time.perf_counter() - started:.0f} s",
+                  flush=True)
+            log.seek(0)
+            print(log.read(), end="", flush=True)
+            log.close()
+            codes.append(process.returncode)
+            running.remove(entry)
+        time.sleep(0.2)
+    return exit_status(codes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=Path("notebooks"), help="default: notebooks/")
-    parser.add_argument("--workers", type=int, default=2, help="processes at once (default 2; 1: in order)")
+    parser.add_argument("--workers", type=int, default=2, help="2 (default): two processes at once; 1: one, in order")
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if not args.folder.is_dir():
+        print(f"error: {args.folder}: no such folder", file=sys.stderr)
+        return 2
     notebooks = sorted(args.folder.glob("[0-9]*.ipynb"))
     if not notebooks:
         print(f"error: {args.folder}: no numbered notebooks (NN_name.ipynb) to check", file=sys.stderr)

@@ -516,7 +516,7 @@ def best_epoch_report(best_epoch: int, best: dict, trained: int) -> str:
     if best_epoch == 0 and trained > 0:
         line += (f"\nNote: none of the {trained} training epochs beat the starting point on the validation pairs, "
                  "so the checkpoint is the model before training. More pairs or --epochs may help; "
-                 "--split all trains on every pair and keeps the last epoch.")
+                 "--split all trains on every pair and keeps the last epoch (then evaluate it on another dataset).")
     return line
 
 

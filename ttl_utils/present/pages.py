@@ -244,7 +244,7 @@ def _barlow(steps: dict, series: dict) -> Page | None:
         ax.plot(loss["step"], loss["loss"], linewidth=2.5, color=COLOURS["Barlow Twins"])
         ax.set(xlabel="step", ylabel="Barlow Twins loss", title="Pretraining loss")
         if scale:
-            _note(fig, rect, 0.0, 0.0, f"{scale}, one pretraining seed", 16, color="0.3")
+            _note(fig, rect, 0.0, 0.02, f"{scale}, one pretraining seed", 16, color="0.3")
         ax = fig.add_axes(inside(rect, 0.62, 0.26, 0.36, 0.64))
         names = list(ranks)
         values = [metric_intervals(ranks[name], ["R@10"])["R@10"] for name in names]

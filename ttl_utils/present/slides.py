@@ -215,10 +215,28 @@ def _page_record(fig: plt.Figure, page: Page | None, settings_title: str) -> dic
             "smallest_points": min(t.get_fontsize() for t in texts)}
 
 
+VISUAL_MARGIN = (0.03, 0.0)  # of the page's width and height: room beside a PowerPoint plot for labels that overhang
+
+
+def padded(rect: Rect, margin: tuple[float, float] = VISUAL_MARGIN) -> tuple[Rect, Rect]:
+    """Return `rect` grown by `margin` on each side (kept on the page), and `rect` within it as fractions
+    of the grown one: a plot drawn there keeps a label that overhangs `rect` by up to the margin.
+
+    >>> grown, inner = padded((0.0, 0.5, 0.5, 0.25), (0.1, 0.1))  # at the page's left edge: no room to grow there
+    >>> grown, tuple(round(v, 3) for v in inner)
+    ((0.0, 0.4, 0.6, 0.45), (0.0, 0.222, 0.833, 0.556))
+    """
+    x0, y0 = max(0.0, rect[0] - margin[0]), max(0.0, rect[1] - margin[1])
+    x1, y1 = min(1.0, rect[0] + rect[2] + margin[0]), min(1.0, rect[1] + rect[3] + margin[1])
+    grown = (x0, y0, round(x1 - x0, 12), round(y1 - y0, 12))
+    return grown, ((rect[0] - x0) / grown[2], (rect[1] - y0) / grown[3], rect[2] / grown[2], rect[3] / grown[3])
+
+
 def _visual_png(page: Page, rect: Rect) -> bytes:
-    """Return the page's plot alone as a PNG the size of `rect`, for the PowerPoint page."""
-    fig = plt.figure(figsize=(PAGE_SIZE[0] * rect[2], PAGE_SIZE[1] * rect[3]))
-    page.draw(fig, (0.0, 0.0, 1.0, 1.0))
+    """Return the page's plot alone as a PNG the size of `padded(rect)`, for the PowerPoint page."""
+    grown, inner = padded(rect)
+    fig = plt.figure(figsize=(PAGE_SIZE[0] * grown[2], PAGE_SIZE[1] * grown[3]))
+    page.draw(fig, inner)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -295,9 +313,10 @@ def _write_pptx(path: Path, settings: TalkSettings, data: str | None, pages: lis
         if page.finding:
             _pptx_box(slide, (0.03, 0.07, 0.94, rect[1] - 0.07), page.finding, FINDING_POINTS)
         if page.draw is not None:
-            slide.shapes.add_picture(io.BytesIO(_visual_png(page, rect)), Inches(PAGE_SIZE[0] * rect[0]),
-                                     Inches(PAGE_SIZE[1] * (1 - rect[1] - rect[3])), Inches(PAGE_SIZE[0] * rect[2]),
-                                     Inches(PAGE_SIZE[1] * rect[3]))
+            grown = padded(rect)[0]
+            slide.shapes.add_picture(io.BytesIO(_visual_png(page, rect)), Inches(PAGE_SIZE[0] * grown[0]),
+                                     Inches(PAGE_SIZE[1] * (1 - grown[1] - grown[3])), Inches(PAGE_SIZE[0] * grown[2]),
+                                     Inches(PAGE_SIZE[1] * grown[3]))
         elif page.table is not None:
             _pptx_table(slide, page.table, rect)
         elif page.bullets:
