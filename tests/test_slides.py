@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from ttl_utils.config import Figures  # noqa: E402
 from ttl_utils.present.findings import RESULTS_FILE, SERIES_FILE, read_results, read_series, record  # noqa: E402
 from ttl_utils.present.pictures import photo_row  # noqa: E402
-from ttl_utils.present.plots import save_fig  # noqa: E402
+from ttl_utils.present.plots import save_fig, set_theme  # noqa: E402
 from ttl_utils.present.slides import MIN_POINTS, PAGE_SIZE, SlidesError, build_slides, main, read_settings  # noqa: E402
 
 STAMP = "demo data, 200 pairs · smoke profile"
@@ -104,7 +104,9 @@ def test_record_keeps_one_finding_a_step_with_its_numbers_and_series_apart(demo_
 def built(demo_results):
     settings = demo_results.parent / "talk.ini"
     settings.write_text("[talk]\nauthor = A. Lecturer\ncourse = COMP90086\ndate = 2 December 2026\n")
-    pages = build_slides(demo_results, png=demo_results / "pages", settings=settings)
+    with matplotlib.rc_context():
+        set_theme()  # as a notebook leaves matplotlib: the pages must not depend on it
+        pages = build_slides(demo_results, png=demo_results / "pages", settings=settings)
     return demo_results, pages
 
 
@@ -196,6 +198,10 @@ def test_the_pptx_has_the_same_pages_titles_and_real_text(built):
         edges = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
         assert edges.min() >= 250, picture.image.filename
         assert 0 <= picture.left and picture.left + picture.width <= deck.slide_width
+    import zipfile
+
+    dates = {entry.date_time for entry in zipfile.ZipFile(folder / "slides.pptx").infolist()}
+    assert dates == {(1980, 1, 1, 0, 0, 0)}  # the same pages give the same bytes
     from PIL import Image
 
     assert Image.open(folder / "pages" / "slide-03.png").size == (1333, 750)  # 16:9 at 100 dpi

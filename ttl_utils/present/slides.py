@@ -322,7 +322,35 @@ def _write_pptx(path: Path, settings: TalkSettings, data: str | None, pages: lis
         elif page.bullets:
             _pptx_box(slide, (0.04, 0.1, 0.92, 0.72), [f"\u2022 {bullet}" for bullet in page.bullets], BULLET_POINTS)
         _pptx_footer(slide, number, total, data)
-    atomic_write(path, lambda tmp: deck.save(str(tmp)))
+    atomic_write(path, lambda tmp: tmp.write_bytes(steady_zip(_saved(deck))))
+
+
+def _saved(deck) -> bytes:
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+def steady_zip(data: bytes) -> bytes:
+    """Return the zip archive `data` (a .pptx) with every entry dated 1980-01-01: the same pages give the
+    same bytes, so rebuilding the talk changes the committed file only when a page changed.
+
+    >>> import zipfile
+    >>> raw = io.BytesIO()
+    >>> with zipfile.ZipFile(raw, "w") as archive:
+    ...     archive.writestr("a.xml", "<a/>")
+    >>> zipfile.ZipFile(io.BytesIO(steady_zip(raw.getvalue()))).infolist()[0].date_time
+    (1980, 1, 1, 0, 0, 0)
+    """
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            steady = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            steady.compress_type, steady.external_attr = zipfile.ZIP_DEFLATED, entry.external_attr
+            target.writestr(steady, source.read(entry.filename))
+    return out.getvalue()
 
 
 def build_slides(folder: str | Path, out: str | Path | None = None, png: str | Path | None = None,
@@ -344,7 +372,8 @@ def build_slides(folder: str | Path, out: str | Path | None = None, png: str | P
     records: list[dict] = []
     rects: list[Rect] = []
 
-    with plt.rc_context(STYLE):
+    # matplotlib's defaults under STYLE, whatever theme the caller set (a notebook's set_theme would change the pages)
+    with plt.style.context("default"), plt.rc_context(STYLE):
         figures = [(_title_page(talk, data, 1, total), None)]
         for number, page in enumerate(pages, start=2):
             fig = _draw_page(page, number, total, data)
